@@ -1,0 +1,50 @@
+"""radipop-widgets: liver and spleen segmentation of abdominal CT.
+
+The core (loading, segmentation, session, rendering, export) imports no widget
+library; ``App`` is imported lazily so ``import radipop_widgets`` stays light.
+"""
+
+from .errors import (
+    DecodeError,
+    DuplicateSliceError,
+    InconsistentSlicesError,
+    MaskFileError,
+    MissingSliceError,
+    MultipleSeriesError,
+    NoImagesError,
+    NotCTError,
+    PathNotAllowedError,
+    RadipopError,
+    SeriesNotFoundError,
+    SessionError,
+    StudyError,
+    StudyTooLargeError,
+    UnreadableFileError,
+)
+from .labels import BACKGROUND, LIVER, OTHER, SPLEEN
+from .study import Study, SliceSource
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "load_study": ("radipop_widgets.io", "load_study"),
+    "Session": ("radipop_widgets.session", "Session"),
+    "import_legacy_masks": ("radipop_widgets.export", "import_legacy_masks"),
+    "window": ("radipop_widgets.render", "window"),
+    "WINDOW_PRESETS": ("radipop_widgets.render", "WINDOW_PRESETS"),
+    "phantom_study_path": ("radipop_widgets.io.phantom", "phantom_study_path"),
+    "App": ("radipop_widgets.app", "App"),
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        module_name, attribute = _LAZY[name]
+        return getattr(importlib.import_module(module_name), attribute)
+    raise AttributeError(f"module 'radipop_widgets' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_LAZY))

@@ -1,0 +1,98 @@
+"""The loaded CT volume with its geometry and identifiers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+METADATA_KEYS = (
+    "PatientID",
+    "PatientName",
+    "PatientBirthDate",
+    "PatientAge",
+    "PatientSex",
+    "SliceThickness",
+    "StudyID",
+    "ContentDate",
+)
+
+
+@dataclass(frozen=True)
+class SliceSource:
+    """Where one slice came from."""
+
+    path: str | None = None
+    sop_instance_uid: str | None = None
+    instance_number: int | None = None
+
+
+@dataclass
+class Study:
+    """A CT volume in Hounsfield units with the geometry every mask inherits.
+
+    Attributes
+    ----------
+    hu : ndarray of int16, shape (slices, rows, columns)
+        Hounsfield units. Rows and columns as pydicom's ``pixel_array``; slices
+        ascending along the slice normal (towards the head for axial CT).
+    spacing : tuple of float
+        (slice, row, column) spacing in mm. The slice spacing is the step between
+        slice positions, not SliceThickness.
+    affine : ndarray (4, 4)
+        Maps (slice, row, column, 1) indices to DICOM patient coordinates (LPS, mm).
+    series_uid, study_uid, frame_of_reference_uid : str or None
+        DICOM identifiers; None when absent or empty in the files.
+    sources : list of SliceSource
+        Per slice, in volume order.
+    metadata : dict
+        The keys of ``METADATA_KEYS``; None when absent. Never log these.
+    warnings : list of str
+        Files skipped and other things the user should know.
+    """
+
+    hu: np.ndarray
+    spacing: tuple[float, float, float]
+    affine: np.ndarray
+    series_uid: str | None = None
+    study_uid: str | None = None
+    frame_of_reference_uid: str | None = None
+    series_description: str = ""
+    modality: str = "CT"
+    sources: list[SliceSource] = field(default_factory=list)
+    metadata: dict = field(default_factory=lambda: dict.fromkeys(METADATA_KEYS))
+    warnings: list[str] = field(default_factory=list)
+    path: Path | None = None
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(self.hu.shape)
+
+    @property
+    def n_slices(self) -> int:
+        return int(self.hu.shape[0])
+
+    @property
+    def voxel_volume_ml(self) -> float:
+        return float(np.prod(self.spacing)) / 1000.0
+
+    @property
+    def name(self) -> str:
+        return self.path.name if self.path is not None else "study"
+
+
+def affine_from_geometry(origin, row_direction, column_direction, slice_direction,
+                         spacing) -> np.ndarray:
+    """Affine from (slice, row, column) indices to patient coordinates.
+
+    ``row_direction`` is the unit vector along which the column index grows
+    (DICOM ImageOrientationPatient[0:3]); ``column_direction`` the one along
+    which the row index grows (ImageOrientationPatient[3:6]).
+    """
+    affine = np.eye(4)
+    affine[:3, 0] = np.asarray(slice_direction, float) * spacing[0]
+    affine[:3, 1] = np.asarray(column_direction, float) * spacing[1]
+    affine[:3, 2] = np.asarray(row_direction, float) * spacing[2]
+    affine[:3, 3] = np.asarray(origin, float)
+    return affine
