@@ -1,0 +1,174 @@
+"""The image viewer: a MultiCanvas with CT, overlay and interaction layers, and the overview strip."""
+
+from __future__ import annotations
+
+import io
+import math
+
+import ipycanvas
+import ipycanvas.canvas
+import ipywidgets as widgets
+import numpy as np
+from PIL import Image
+
+CT, OVERLAY, INTERACTION = 0, 1, 2
+STRIP_HEIGHT = 18
+MAX_DISPLAY = 640  # larger images are scaled down by the browser; the mapping stays exact
+
+
+def palette_png(index: np.ndarray, palette: np.ndarray) -> bytes:
+    """Encode palette indices with an RGBA palette as a small PNG (fast, lossless)."""
+    image = Image.fromarray(np.ascontiguousarray(index, dtype=np.uint8), "P")
+    image.putpalette(palette[:, :3].ravel().tolist())
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG", transparency=bytes(palette[:, 3]), compress_level=1)
+    return buffer.getvalue()
+
+
+def _put_png(layer: ipycanvas.Canvas, png: bytes) -> None:
+    """Replace a layer's content with a PNG (``put_image_data`` can only encode RGB(A)/grey)."""
+    layer.global_composite_operation = "copy"
+    layer._canvas_manager.send_draw_command(
+        layer, ipycanvas.canvas.COMMANDS["putImageData"], [0, 0], [png])
+
+
+def to_number(value) -> float | None:
+    """A finite float from a browser value, or None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+class Viewer:
+    """Three stacked canvases: CT (sent once per slice or window change), overlay, interaction.
+
+    The canvas has one canvas pixel per image pixel, so mouse positions map exactly
+    to ``(row, col)``.
+    """
+
+    def __init__(self, rows: int = 512, cols: int = 512):
+        self.canvas = ipycanvas.MultiCanvas(3, width=cols, height=rows)
+        self.strip = ipycanvas.Canvas(width=cols, height=STRIP_HEIGHT)
+        self._ct_png: bytes | None = None
+        self._overlay_png: bytes | None = None
+        self._strip_png: bytes | None = None
+        self.ct_sends = 0
+        self.overlay_sends = 0
+        self.resize(rows, cols)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return int(self.canvas.height), int(self.canvas.width)
+
+    def resize(self, rows: int, cols: int) -> None:
+        self.canvas.width, self.canvas.height = int(cols), int(rows)
+        scale = min(1.0, MAX_DISPLAY / max(rows, cols))
+        self.canvas.layout = widgets.Layout(
+            width=f"{round(cols * scale)}px", height=f"{round(rows * scale)}px",
+            min_width=f"{round(cols * scale)}px", border="1px solid #444")
+        self.strip.width = int(cols)
+        self.strip.layout = widgets.Layout(width=f"{round(cols * scale)}px",
+                                           height=f"{STRIP_HEIGHT}px", margin="2px 0 0 0")
+
+    def to_pixel(self, x, y) -> tuple[int, int] | None:
+        """Canvas position from the browser -> ``(row, col)``, or None when outside or invalid."""
+        x, y = to_number(x), to_number(y)
+        if x is None or y is None:
+            return None
+        rows, cols = self.shape
+        col, row = math.floor(x), math.floor(y)
+        if not (0 <= row < rows and 0 <= col < cols):
+            return None
+        return row, col
+
+    def show_ct(self, grey: np.ndarray) -> None:
+        """Show a windowed slice (2-D uint8, sent as lossless grey PNG)."""
+        if grey.dtype != np.uint8 or grey.ndim != 2:
+            raise ValueError("the CT layer takes a 2-D uint8 image")
+        buffer = io.BytesIO()
+        Image.fromarray(grey, "L").save(buffer, "PNG", compress_level=1)
+        self._ct_png = buffer.getvalue()
+        self.ct_sends += 1
+        with ipycanvas.hold_canvas():
+            _put_png(self.canvas[CT], self._ct_png)
+
+    def show_overlay(self, index: np.ndarray, palette: np.ndarray) -> None:
+        """Show the label overlay (palette indices + RGBA palette)."""
+        self._overlay_png = palette_png(index, palette)
+        self.overlay_sends += 1
+        with ipycanvas.hold_canvas():
+            _put_png(self.canvas[OVERLAY], self._overlay_png)
+
+    def show_strip(self, rgba: np.ndarray) -> None:
+        """Show the overview strip (RGBA, one column band per slice)."""
+        buffer = io.BytesIO()
+        Image.fromarray(np.ascontiguousarray(rgba), "RGBA").save(buffer, "PNG", compress_level=1)
+        self._strip_png = buffer.getvalue()
+        with ipycanvas.hold_canvas():
+            _put_png(self.strip, self._strip_png)
+
+    def redraw(self) -> None:
+        """Re-send every layer (a new browser view starts blank)."""
+        # ipycanvas caches the last target canvas kernel-side; a new client does not
+        # know it, so force a "switch canvas" command (pinned ipycanvas 0.14).
+        ipycanvas.canvas._CANVAS_MANAGER._current_canvas = None
+        with ipycanvas.hold_canvas():
+            for layer, png in ((self.canvas[CT], self._ct_png),
+                               (self.canvas[OVERLAY], self._overlay_png),
+                               (self.strip, self._strip_png)):
+                if png is not None:
+                    _put_png(layer, png)
+
+    # Interaction layer: stroke preview and brush cursor.
+    def preview_stroke(self, points: list[tuple[int, int]], colour: str, width_px: float) -> None:
+        layer = self.canvas[INTERACTION]
+        with ipycanvas.hold_canvas():
+            layer.clear()
+            layer.stroke_style = colour
+            layer.line_width = max(1.0, width_px)
+            layer.line_cap = "round"
+            layer.line_join = "round"
+            if len(points) == 1:
+                layer.fill_style = colour
+                layer.fill_circle(points[0][1] + 0.5, points[0][0] + 0.5, max(1.0, width_px) / 2)
+            else:
+                layer.stroke_lines([(c + 0.5, r + 0.5) for r, c in points])
+
+    def show_cursor(self, row: int, col: int, radius_px: float) -> None:
+        layer = self.canvas[INTERACTION]
+        with ipycanvas.hold_canvas():
+            layer.clear()
+            layer.stroke_style = "#ffffff"
+            layer.line_width = 1
+            layer.stroke_circle(col + 0.5, row + 0.5, max(1.0, radius_px))
+
+    def clear_interaction(self) -> None:
+        self.canvas[INTERACTION].clear()
+
+
+def overview_strip(present: np.ndarray, current: int, width: int) -> np.ndarray:
+    """RGBA image of the overview strip.
+
+    Parameters
+    ----------
+    present : ndarray of bool, shape (slices, 2)
+        Whether each slice carries liver (column 0) and spleen (column 1).
+    current : int
+        The slice shown, marked with a white line.
+    width : int
+        Strip width in pixels; slice ``z`` covers columns ``z * width // n`` onwards.
+    """
+    n = len(present)
+    column_slice = np.minimum(np.arange(width) * n // width, n - 1)
+    strip = np.zeros((STRIP_HEIGHT, width, 4), np.uint8)
+    strip[...] = (235, 235, 235, 255)
+    half = STRIP_HEIGHT // 2
+    strip[:half][:, present[column_slice, 0]] = (230, 30, 30, 255)
+    strip[half:][:, present[column_slice, 1]] = (30, 90, 255, 255)
+    marked = np.flatnonzero(column_slice == current)
+    if marked.size:
+        lo, hi = marked[0], marked[-1]
+        strip[:, max(0, lo - 1):hi + 2] = (0, 0, 0, 255)
+        strip[2:-2, lo:hi + 1] = (255, 255, 255, 255)
+    return strip
