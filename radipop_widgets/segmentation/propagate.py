@@ -1,0 +1,186 @@
+"""Carry a label from one slice to its neighbours through the candidate regions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+from scipy import ndimage
+
+from ..labels import label_name
+
+
+@dataclass(frozen=True)
+class ExtendParams:
+    """Rules of :func:`carry`; sizes in mm.
+
+    min_overlap : a candidate region joins the label when at least this fraction of it
+        lies under the label on the previous slice.
+    min_share : a region covered less than ``min_overlap`` but holding at least this
+        fraction of the previous label contributes only its part near the label
+        (within ``margin_mm``): the organ merged with a neighbour here.
+    margin_mm : how far the outline may move between two slices in such a merged region
+        and when a leak is clipped.
+    max_growth : a slice whose label area grows more than this factor over the previous
+        slice (after clipping) is a leak: stop.
+    min_cover : the organ ended when the new label covers less than this fraction of the
+        previous slice's label.
+    min_area_mm2 : the organ ended when less than this area is left.
+    max_jump_mm : the centroid moving more than this between slices is a jump: stop.
+    """
+
+    min_overlap: float = 0.5
+    min_share: float = 0.05
+    margin_mm: float = 5.0
+    max_growth: float = 1.5
+    min_cover: float = 0.2
+    min_area_mm2: float = 20.0
+    max_jump_mm: float = 25.0
+
+
+DEFAULT_EXTEND = ExtendParams()
+
+
+@dataclass
+class ExtendRow:
+    """What happened on one slice."""
+
+    slice: int
+    label: int
+    pixels: int
+    status: str  # "labelled", "ended", "leak", "jump", "already labelled", "end of series"
+    reason: str
+
+
+@dataclass
+class ExtendReport:
+    """Per-slice rows of an extend, in the order they were done."""
+
+    rows: list[ExtendRow] = field(default_factory=list)
+
+    @property
+    def slices(self) -> tuple[int, ...]:
+        """Slices whose labels changed."""
+        return tuple(sorted({r.slice for r in self.rows if r.status == "labelled"}))
+
+    def text(self) -> str:
+        """One human line per slice."""
+        if not self.rows:
+            return "nothing to extend: the slice has no label"
+        return "\n".join(f"slice {r.slice}: {label_name(r.label)} {r.status}"
+                         f" ({r.pixels} px) - {r.reason}" for r in self.rows)
+
+
+def _dilate(mask: np.ndarray, radius_px: float) -> np.ndarray:
+    if radius_px < 0.5:
+        return mask
+    rows, cols = np.nonzero(mask)
+    if rows.size == 0:
+        return mask
+    pad = int(np.ceil(radius_px)) + 1
+    r0, r1 = max(rows.min() - pad, 0), min(rows.max() + pad + 1, mask.shape[0])
+    c0, c1 = max(cols.min() - pad, 0), min(cols.max() + pad + 1, mask.shape[1])
+    out = np.zeros_like(mask)
+    out[r0:r1, c0:c1] = ndimage.distance_transform_edt(~mask[r0:r1, c0:c1]) <= radius_px
+    return out
+
+
+def carry(source: np.ndarray, regions: np.ndarray, free: np.ndarray, *, pixel_mm: float,
+          params: ExtendParams = DEFAULT_EXTEND) -> tuple[np.ndarray, str, str]:
+    """The label of the next slice from the label of this one.
+
+    Parameters
+    ----------
+    source : bool ndarray
+        The label on the previous slice.
+    regions : int ndarray
+        Candidate regions of the next slice.
+    free : bool ndarray
+        Pixels of the next slice the label may take (unlabelled or already this label).
+    pixel_mm : float
+        In-plane pixel size.
+
+    Returns
+    -------
+    mask, status, reason
+        ``status`` is ``"labelled"`` (``mask`` is the new label) or ``"ended"``, ``"leak"``,
+        ``"jump"`` (``mask`` is empty and propagation stops).
+    """
+    empty = np.zeros(source.shape, bool)
+    n_src = int(source.sum())
+    if n_src == 0:
+        return empty, "ended", "no label on the previous slice"
+    n = int(regions.max()) + 1
+    size = np.bincount(regions.ravel(), minlength=n)
+    overlap = np.bincount(regions[source], minlength=n)
+    overlap[0] = 0
+    frac = overlap / np.maximum(size, 1)
+    full = frac >= params.min_overlap
+    partial = ~full & (overlap >= params.min_share * n_src)
+    full[0] = partial[0] = False
+    near = _dilate(source, params.margin_mm / pixel_mm)
+    mask = (full[regions] | (partial[regions] & near)) & free
+    area = int(mask.sum())
+    clipped = bool(partial[regions].any())
+    if area > params.max_growth * n_src:
+        mask &= near
+        area = int(mask.sum())
+        clipped = True
+    px2 = pixel_mm * pixel_mm
+    cover = int((mask & source).sum()) / n_src
+    if area * px2 < params.min_area_mm2 or cover < params.min_cover:
+        return empty, "ended", (f"the organ ended: {cover:.0%} of the previous label has a "
+                                f"matching region here ({area * px2:.0f} mm^2)")
+    if area > params.max_growth * n_src:
+        return empty, "leak", (f"leak: the label would grow x{area / n_src:.1f} even within "
+                               f"{params.margin_mm:g} mm of the previous outline")
+    jump = np.hypot(*(np.mean(np.nonzero(mask), axis=1)
+                      - np.mean(np.nonzero(source), axis=1))) * pixel_mm
+    if jump > params.max_jump_mm:
+        return empty, "jump", f"jump: the centre moved {jump:.0f} mm"
+    reason = f"{cover:.0%} overlap, area x{area / n_src:.2f}"
+    if clipped:
+        reason += f", clipped to {params.margin_mm:g} mm around the previous outline (merged region)"
+    return mask, "labelled", reason
+
+
+def extend_label(get_labels: Callable[[int], np.ndarray], get_regions: Callable[[int], np.ndarray],
+                 z: int, label: int, direction: int, count: int | None, n_slices: int, *,
+                 pixel_mm: float, params: ExtendParams = DEFAULT_EXTEND):
+    """Carry ``label`` from slice ``z`` slice by slice in ``direction`` (+1 / -1).
+
+    Parameters
+    ----------
+    get_labels, get_regions : callable
+        Label slice and candidate regions of a slice index.
+    count : int or None
+        At most this many slices; None = until the stopping rule or the series end.
+
+    Yields
+    ------
+    (z, mask or None, ExtendRow)
+        ``mask`` is the new label of slice ``z`` to write (None when stopped).
+    """
+    source = get_labels(z) == label
+    limit = n_slices if count is None else max(0, int(count))
+    target = z
+    for _ in range(limit):
+        target += direction
+        if not 0 <= target < n_slices:
+            yield target - direction, None, ExtendRow(target - direction, label, 0,
+                                                      "end of series", "last slice reached")
+            return
+        current = get_labels(target)
+        if (current == label).any():
+            yield target, None, ExtendRow(target, label, int((current == label).sum()),
+                                          "already labelled",
+                                          "the slice already has this label: stop here")
+            return
+        mask, status, reason = carry(source, get_regions(target), current == 0,
+                                     pixel_mm=pixel_mm, params=params)
+        if status != "labelled":
+            yield target, None, ExtendRow(target, label, 0, status, reason)
+            return
+        yield target, mask, ExtendRow(target, label, int(mask.sum()), status, reason)
+        source = mask

@@ -1,0 +1,96 @@
+"""Partition rules and threshold suggestion on tiny synthetic slices."""
+
+import numpy as np
+import pytest
+
+from radipop_widgets.segmentation import Thresholds, partition, suggest_thresholds
+from radipop_widgets.segmentation.partition import PartitionParams
+
+T = Thresholds(bone=300, vessel=150, organ=50)
+RAW = PartitionParams(smooth_mm=0, bone_margin_mm=0, hole_mm2=0, small_mm2=0, closing_mm=0)
+
+
+def disk(shape, center, radius):
+    yy, xx = np.ogrid[:shape[0], :shape[1]]
+    return (yy - center[0]) ** 2 + (xx - center[1]) ** 2 <= radius ** 2
+
+
+def test_strictly_above_organ_threshold():
+    hu = np.full((20, 20), -100, np.int16)
+    hu[2:8, 2:8] = 50      # equal to the threshold: not an organ
+    hu[10:18, 10:18] = 51
+    regions = partition(hu, T, pixel_mm=1.0, params=RAW)
+    assert regions[5, 5] == 0
+    assert regions[12, 12] > 0 and regions.max() == 1
+
+
+def test_vessels_and_bone_removed():
+    hu = np.full((30, 30), -100, np.int16)
+    hu[5:25, 5:25] = 100
+    hu[10:12, 5:25] = 200     # a contrast vessel across the organ splits it
+    hu[20:24, 20:24] = 500    # bone
+    regions = partition(hu, T, pixel_mm=1.0, params=RAW)
+    assert (regions[10:12] == 0).all()
+    assert regions[21, 21] == 0
+    assert regions[7, 7] != regions[15, 15] and regions[7, 7] > 0 and regions[15, 15] > 0
+
+
+def test_small_holes_filled_small_objects_removed_in_mm():
+    # the same scene at 1 mm and at 3 mm pixels gives the same decisions
+    for pixel_mm, scale in ((1.0, 3), (3.0, 1)):
+        n = 30 * scale
+        hu = np.full((n, n), -100, np.int16)
+        hu[3 * scale:27 * scale, 3 * scale:20 * scale] = 100
+        hu[10 * scale:12 * scale, 10 * scale:12 * scale] = 200   # 36 mm^2 vessel inside
+        hu[2 * scale:3 * scale + 1, 24 * scale:25 * scale] = 100   # speck of about 9-18 mm^2
+        params = PartitionParams(smooth_mm=0, bone_margin_mm=0, hole_mm2=100, small_mm2=30,
+                                 closing_mm=0, min_peak_mm=1000)
+        regions = partition(hu, T, pixel_mm=pixel_mm, params=params)
+        assert regions[10 * scale, 10 * scale] > 0, "vessel hole should be filled"
+        assert regions[2 * scale, 24 * scale] == 0, "speck should be removed"
+        assert regions.max() == 1
+
+
+def test_touching_disks_separated_and_one_organ_kept_whole():
+    shape = (120, 200)
+    hu = np.full(shape, -100, np.int16)
+    a, b = disk(shape, (60, 55), 40), disk(shape, (60, 140), 40)
+    bridge = np.zeros(shape, bool)
+    bridge[57:63, 90:105] = True                  # 6 px neck between two 80 px organs
+    hu[a | b | bridge] = 100
+    regions = partition(hu, T, pixel_mm=1.0)
+    assert regions[60, 55] > 0 and regions[60, 140] > 0
+    assert regions[60, 55] != regions[60, 140]
+    # a single elongated organ with a wide waist stays in one region
+    hu2 = np.full(shape, -100, np.int16)
+    hu2[disk(shape, (60, 60), 40) | disk(shape, (60, 120), 40)] = 100
+    regions2 = partition(hu2, T, pixel_mm=1.0)
+    assert regions2[60, 60] == regions2[60, 120] > 0
+
+
+def test_barrier_splits_regions_without_leak():
+    hu = np.full((40, 40), 100, np.int16)
+    barrier = np.zeros((40, 40), bool)
+    barrier[np.arange(40), np.arange(40)] = True   # 8-connected diagonal
+    barrier[np.arange(1, 40), np.arange(39)] = True  # made 4-connected
+    regions = partition(hu, T, pixel_mm=1.0, barrier=barrier, params=RAW)
+    assert regions[30, 5] != regions[5, 30]
+
+
+def test_suggest_follows_contrast_phase():
+    rng = np.random.default_rng(0)
+    base = np.full((4, 64, 64), -100.0)
+    base[:, 10:54, 10:54] = 0
+    hu_plain = base.copy()
+    hu_plain[:, 10:54, 10:54] += 45 + rng.normal(0, 10, (4, 44, 44))
+    hu_portal = base.copy()
+    hu_portal[:, 10:54, 10:54] += 100 + rng.normal(0, 10, (4, 44, 44))
+    plain, portal = suggest_thresholds(hu_plain), suggest_thresholds(hu_portal)
+    assert portal.organ - plain.organ == pytest.approx(55, abs=6)
+    for t, mode in ((plain, 45), (portal, 100)):
+        assert t.organ < mode < t.vessel < t.bone
+
+
+def test_suggest_refuses_no_soft_tissue():
+    with pytest.raises(ValueError, match="set them by hand"):
+        suggest_thresholds(np.full((2, 16, 16), -1000, np.int16))

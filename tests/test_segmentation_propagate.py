@@ -1,0 +1,73 @@
+"""Carrying a label between slices: overlap, merged regions, stopping rules."""
+
+import numpy as np
+
+from radipop_widgets.segmentation.propagate import carry, extend_label
+
+
+def box(shape, r0, r1, c0, c1):
+    m = np.zeros(shape, bool)
+    m[r0:r1, c0:c1] = True
+    return m
+
+
+def test_carry_takes_overlapping_region_only():
+    shape = (40, 40)
+    source = box(shape, 5, 25, 5, 25)
+    regions = np.zeros(shape, np.int32)
+    regions[6:26, 6:26] = 1          # the organ, shifted one pixel
+    regions[30:38, 30:38] = 2        # something else
+    mask, status, _ = carry(source, regions, np.ones(shape, bool), pixel_mm=1.0)
+    assert status == "labelled"
+    assert (mask == (regions == 1)).all()
+
+
+def test_carry_clips_a_merged_neighbour():
+    shape = (60, 60)
+    source = box(shape, 10, 30, 10, 30)
+    regions = np.zeros(shape, np.int32)
+    regions[10:30, 10:30] = 1
+    regions[10:30, 30:58] = 1        # organ merged with a large neighbour
+    mask, status, reason = carry(source, regions, np.ones(shape, bool), pixel_mm=1.0)
+    assert status == "labelled" and "clipped" in reason
+    assert mask[20, 15] and not mask[20, 50]
+
+
+def test_carry_respects_other_labels():
+    shape = (20, 20)
+    source = box(shape, 2, 18, 2, 18)
+    regions = source.astype(np.int32)
+    free = ~box(shape, 2, 18, 2, 6)
+    mask, status, _ = carry(source, regions, free, pixel_mm=1.0)
+    assert status == "labelled" and not (mask & ~free).any()
+
+
+def test_extend_stops_where_the_organ_ends():
+    shape = (8, 30, 30)
+    organ = np.zeros(shape, bool)
+    for z in range(2, 6):
+        organ[z, 5:25, 5:25] = True
+    labels = np.zeros(shape, np.uint8)
+    labels[3][organ[3]] = 1
+    out = []
+    for z, mask, row in extend_label(lambda i: labels[i], lambda i: organ[i].astype(np.int32),
+                                     3, 1, +1, None, 8, pixel_mm=1.0):
+        out.append(row)
+        if mask is not None:
+            labels[z][mask] = 1
+    assert [r.slice for r in out if r.status == "labelled"] == [4, 5]
+    assert out[-1].slice == 6 and out[-1].status == "ended"
+
+
+def test_extend_stops_at_a_leak():
+    shape = (4, 80, 80)
+    regions = np.zeros(shape, np.int32)
+    regions[0, 30:50, 30:50] = 1
+    regions[1, 5:75, 5:75] = 1      # the candidate suddenly covers half the body
+    labels = np.zeros(shape, np.uint8)
+    labels[0][regions[0] == 1] = 1
+    rows = [row for _, _, row in extend_label(lambda i: labels[i], lambda i: regions[i], 0, 1,
+                                              +1, None, 4, pixel_mm=1.0)]
+    assert len(rows) == 1
+    # clipped to 5 mm around the 20x20 label: 30x30 = 2.25x the area -> leak
+    assert rows[0].status == "leak"

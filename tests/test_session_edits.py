@@ -1,0 +1,146 @@
+"""Session API on a small synthetic study: select, assign, draw, cut, extend, thresholds."""
+
+import numpy as np
+import pytest
+
+from radipop_widgets import LIVER, SPLEEN, SessionError
+from radipop_widgets.segmentation import Thresholds
+from radipop_widgets.session import Session
+from radipop_widgets.study import Study
+
+T = Thresholds(bone=300, vessel=150, organ=50)
+
+
+def make_study(n=6, size=64):
+    hu = np.full((n, size, size), -100, np.int16)
+    hu[:, 8:56, 8:56] = 0                    # body (fat-ish, below the organ threshold)
+    hu[1:5, 12:40, 12:30] = 100              # "liver" on slices 1..4
+    hu[1:5, 20:34, 36:50] = 80               # "spleen", 6 px apart from the liver
+    return Study(hu=hu, spacing=(2.0, 1.0, 1.0), affine=np.eye(4))
+
+
+@pytest.fixture
+def s():
+    return Session(make_study(), thresholds=T)
+
+
+def test_select_and_assign(s):
+    region = s.select(2, 20, 20)
+    assert region > 0 and s.selection == (2, region)
+    assert s.assign(2, LIVER) == (s.regions(2) == region).sum()
+    assert (s.labels[2, 13:39, 13:29] == LIVER).all()
+    assert (s.labels[2, 20:34, 36:50] == 0).all()
+    assert not s.labels[[0, 1, 3, 4, 5]].any()
+
+
+def test_select_background_and_outside_select_nothing(s):
+    s.select(2, 20, 20)
+    assert s.select(2, 2, 2) == 0 and s.selection is None
+    assert "background" in s.last_message
+    for row, col in ((-1, 5), (5, 64), (1e300, 3), (float("nan"), 2), ("x", 1)):
+        assert s.select(2, row, col) == 0
+        assert s.last_message.startswith("nothing selected")
+    with pytest.raises(SessionError, match="does not exist"):
+        s.select(99, 1, 1)
+
+
+def test_selection_belongs_to_its_slice(s):
+    s.select(2, 20, 20)
+    assert s.assign(3, LIVER) == 0
+    assert "belongs to slice 2" in s.last_message
+    assert not s.labels.any() and not s.can_undo
+
+
+def test_threshold_change_keeps_labels(s):
+    s.select(2, 20, 20)
+    s.assign(2, LIVER)
+    before = s.labels.copy()
+    s.set_thresholds(organ=120)
+    assert s.regions(2).max() == 0          # no candidates any more
+    assert (s.labels == before).all()       # the label stays
+    assert s.thresholds(2).organ == 120
+    s.set_thresholds(organ=50, slices=[2])
+    assert s.thresholds(2).organ == 50 and s.thresholds(3).organ == 120
+    with pytest.raises(SessionError, match="threshold organ"):
+        s.set_thresholds(organ=float("nan"))
+
+
+def test_draw_and_erase_width_in_mm(s):
+    assert s.draw(0, [(30, 10), (30, 50)], SPLEEN, width_mm=4) > 0
+    assert (s.labels[0, 29:32, 10:51] == SPLEEN).all() and s.labels[0, 34, 30] == 0
+    s.draw(0, [(30, 20), (30, 30)], 0, width_mm=10)
+    assert (s.labels[0, 30, 20:31] == 0).all() and s.labels[0, 30, 40] == SPLEEN
+    with pytest.raises(SessionError):
+        s.draw(0, [(1, 1)], 1, width_mm=float("inf"))
+    assert s.draw(0, [(-50, -50), (-60, -40)], 1) == 0
+
+
+def test_cut_separates_and_keeps_labels(s):
+    s.select(2, 20, 20)
+    s.assign(2, LIVER)
+    before = s.labels.copy()
+    assert s.cut(2, [(11, 11), (41, 31)])      # diagonal through the liver block
+    assert (s.labels == before).all()
+    r = s.regions(2)
+    assert r[30, 14] > 0 and r[15, 27] > 0 and r[30, 14] != r[15, 27]
+    assert s.cut(2, [(25, 5), (25, 60)])       # a second, separate cut
+    r = s.regions(2)
+    assert len({r[14, 27], r[20, 13], r[37, 14]}) == 3 and 0 not in {r[14, 27], r[20, 13]}
+    assert len(s.cuts(2)) == 2
+    s.set_thresholds(organ=49)                  # cuts survive threshold changes
+    r = s.regions(2)
+    assert r[30, 14] != r[15, 27]
+
+
+def test_extend_whole_organ_and_report(s):
+    s.select(2, 20, 20)
+    s.assign(2, LIVER)
+    report = s.extend(2)
+    assert (s.labels[1:5, 13:39, 13:29] == LIVER).all()
+    assert not (s.labels[[0, 5]] == LIVER).any()
+    statuses = {r.slice: r.status for r in report.rows}
+    assert statuses[0] == "ended" and statuses[5] == "ended"
+    assert "slice 3" in report.text()
+
+
+def test_extend_counts_and_fill_between(s):
+    s.select(1, 20, 20)
+    s.assign(1, LIVER)
+    s.select(4, 20, 20)
+    s.assign(4, LIVER)
+    s.extend(1, below=0, above=1)
+    assert (s.labels[2] == LIVER).any() and not (s.labels[3] == LIVER).any()
+    report = s.extend(4, below=None, above=0)
+    assert (s.labels[3] == LIVER).any()
+    assert report.rows[-1].status == "already labelled"
+    with pytest.raises(SessionError):
+        s.extend(1, below=-1)
+
+
+def test_listeners_and_messages(s):
+    events = []
+    s.add_listener(lambda event, slices: events.append((event, slices)))
+    s.select(2, 20, 20)
+    s.assign(2, LIVER)
+    s.extend(2, below=1, above=0)
+    s.undo()
+    assert events == [("select", (2,)), ("assign", (2,)), ("extend", (1,)), ("undo", (1,))]
+
+
+def test_no_op_edits_add_no_step(s):
+    s.select(2, 20, 20)
+    s.assign(2, LIVER)
+    n = len(s._history)
+    s.assign(2, LIVER)
+    s.set_thresholds(organ=50)
+    s.draw(2, [(20, 20)], LIVER, width_mm=2)
+    assert len(s._history) == n
+
+
+def test_bad_arguments_raise_clear_errors(s):
+    with pytest.raises(SessionError, match="label must be"):
+        s.assign(2, 300)
+    with pytest.raises(SessionError, match="slice"):
+        s.regions(-1)
+    with pytest.raises(SessionError, match="at most"):
+        s.cut(2, np.zeros((20_000, 2)))
