@@ -49,6 +49,10 @@ class DecodeError(StudyError):
     """Pixel data is compressed with a codec that cannot be decoded here."""
 
 
+class HURangeError(StudyError):
+    """Pixel values give Hounsfield units outside the int16 range (or non-finite values)."""
+
+
 class StudyTooLargeError(StudyError):
     """The volume would not fit in the available memory."""
 

@@ -1,0 +1,152 @@
+"""Tiny synthetic DICOM CT series for the io tests, written with pydicom."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.encaps import encapsulate
+from pydicom.uid import (
+    CTImageStorage,
+    ExplicitVRLittleEndian,
+    JPEGLosslessSV1,
+    MRImageStorage,
+    generate_uid,
+)
+
+AXIAL = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+PATIENT = {"PatientID": "P-007", "PatientName": "Doe^Jane", "PatientBirthDate": "19700101",
+           "PatientAge": "053Y", "PatientSex": "F", "StudyID": "42", "ContentDate": "20240102"}
+
+
+def stored_values(n, rows, cols, seed=0, low=0, high=2000, dtype=np.uint16):
+    """Random stored pixel values (n, rows, cols)."""
+    return np.random.default_rng(seed).integers(low, high, (n, rows, cols)).astype(dtype)
+
+
+def ct_slice(stored, position, *, iop=AXIAL, pixel_mm=(0.7, 0.8), slope=1.0,
+             intercept=-1024.0, series_uid="1.2.826.0.1.3680043.8.498.1",
+             study_uid="1.2.826.0.1.3680043.8.498.2", frame_uid="1.2.826.0.1.3680043.8.498.3",
+             sop_uid=None, instance_number=1, modality="CT", photometric="MONOCHROME2",
+             bits_stored=12, series_number=3, description="synthetic abdomen",
+             image_type=("ORIGINAL", "PRIMARY", "AXIAL")) -> Dataset:
+    """One single-frame CT Image Storage dataset holding ``stored`` (rows, cols)."""
+    sop_uid = generate_uid() if sop_uid is None else sop_uid
+    sop_class = MRImageStorage if modality == "MR" else CTImageStorage
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = sop_class
+    ds.file_meta.MediaStorageSOPInstanceUID = sop_uid or generate_uid()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.SOPClassUID, ds.SOPInstanceUID = sop_class, sop_uid
+    ds.Modality, ds.ImageType = modality, list(image_type)
+    ds.SeriesInstanceUID, ds.StudyInstanceUID = series_uid, study_uid
+    ds.FrameOfReferenceUID = frame_uid
+    ds.SeriesNumber, ds.SeriesDescription = series_number, description
+    ds.InstanceNumber = instance_number
+    for key, value in PATIENT.items():
+        setattr(ds, key, value)
+    ds.SliceThickness = "2.5"
+    ds.ImagePositionPatient = [float(v) for v in position]
+    ds.ImageOrientationPatient = [float(v) for v in iop]
+    ds.PixelSpacing = [float(v) for v in pixel_mm]
+    ds.RescaleSlope, ds.RescaleIntercept, ds.RescaleType = slope, intercept, "HU"
+    ds.Rows, ds.Columns = stored.shape
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, photometric
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, bits_stored, bits_stored - 1
+    ds.PixelRepresentation = 1 if stored.dtype.kind == "i" else 0
+    ds.PixelData = np.ascontiguousarray(stored).tobytes()
+    return ds
+
+
+def save(ds, path, transfer_syntax=ExplicitVRLittleEndian) -> Path:
+    """Write ``ds`` as a DICOM file, compressed when ``transfer_syntax`` says so."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if transfer_syntax == JPEGLosslessSV1:
+        frame = encode_jpeg_lossless(ds.pixel_array.view(np.uint16), precision=16)
+        ds.PixelData = encapsulate([frame])
+        ds["PixelData"].VR = "OB"
+        ds["PixelData"].is_undefined_length = True
+        ds.file_meta.TransferSyntaxUID = JPEGLosslessSV1
+    elif transfer_syntax.is_compressed:
+        ds.compress(transfer_syntax)
+    elif not transfer_syntax.is_little_endian:
+        ds.PixelData = ds.pixel_array.byteswap().tobytes()
+        ds.file_meta.TransferSyntaxUID = transfer_syntax
+    else:
+        ds.file_meta.TransferSyntaxUID = transfer_syntax
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def write_ct_series(folder, n=5, rows=8, cols=10, *, step=2.5, origin=(-100.0, -120.0, -50.0),
+                    iop=AXIAL, stored=None, transfer_syntax=ExplicitVRLittleEndian, seed=0,
+                    names=None, **slice_kw):
+    """Write a CT series into ``folder``; returns (paths, stored) in ascending position.
+
+    Files get shuffled names and InstanceNumber decreasing with position, so neither
+    tells the order. ``slice_kw`` goes to ``ct_slice``.
+    """
+    folder = Path(folder)
+    if stored is None:
+        stored = stored_values(n, rows, cols, seed=seed)
+    n = len(stored)
+    normal = np.cross(iop[:3], iop[3:])
+    shuffled = np.random.default_rng(seed).permutation(n)
+    paths = []
+    for z in range(n):
+        ds = ct_slice(stored[z], np.asarray(origin) + z * step * normal,
+                      iop=iop, instance_number=n - z, **slice_kw)
+        name = names[z] if names else f"img_{shuffled[z]:03d}_{seed}"
+        paths.append(save(ds, folder / name, transfer_syntax))
+    return paths, stored
+
+
+def encode_jpeg_lossless(image, precision=16) -> bytes:
+    """Encode a 2-D unsigned image as JPEG lossless (process 14, selection value 1).
+
+    A minimal encoder so the JPEG lossless decoding path can be tested: one
+    component, one Huffman table with 5-bit codes for the 17 difference categories.
+    """
+    image = np.asarray(image, np.int64)
+    rows, cols = image.shape
+    modulo = 1 << 16
+    predicted = np.empty_like(image)
+    predicted[0, 0] = 1 << (precision - 1)
+    predicted[0, 1:] = image[0, :-1]
+    predicted[1:, 0] = image[:-1, 0]
+    predicted[1:, 1:] = image[1:, :-1]
+    diff = (image - predicted) % modulo
+    diff[diff >= modulo // 2] -= modulo
+    bits = []
+    for d in diff.ravel().tolist():
+        size = 16 if d == -32768 else abs(d).bit_length()
+        bits.append(format(size, "05b"))
+        if 0 < size < 16:
+            bits.append(format(d if d > 0 else d - 1 + (1 << size), f"0{size}b"))
+    stream = "".join(bits)
+    stream += "1" * (-len(stream) % 8)
+    entropy = bytearray()
+    for i in range(0, len(stream), 8):
+        byte = int(stream[i:i + 8], 2)
+        entropy.append(byte)
+        if byte == 0xFF:
+            entropy.append(0x00)
+
+    def segment(marker, payload):
+        return bytes([0xFF, marker]) + (len(payload) + 2).to_bytes(2, "big") + payload
+
+    sof = bytes([precision]) + rows.to_bytes(2, "big") + cols.to_bytes(2, "big") + bytes(
+        [1, 1, 0x11, 0])
+    counts = [0] * 16
+    counts[4] = 17
+    dht = bytes([0x00]) + bytes(counts) + bytes(range(17))
+    sos = bytes([1, 1, 0x00, 1, 0, 0])
+    return (b"\xff\xd8" + segment(0xC3, sof) + segment(0xC4, dht) + segment(0xDA, sos)
+            + bytes(entropy) + b"\xff\xd9")
+
+
+__all__ = ["AXIAL", "PATIENT", "ct_slice", "encode_jpeg_lossless",
+           "save", "stored_values", "write_ct_series"]
