@@ -112,6 +112,9 @@ class App:
             self.open_study(0)
         else:
             self.messages.warning(f"No studies found under {self.data_root}.")
+        if self.session is not None:
+            self.status("Click a green candidate region on the image, then press Liver or "
+                        "Spleen (keys 1, 2). The Help tab lists every shortcut.")
 
     # ----------------------------------------------------------------- layout
     def _build(self):
@@ -134,11 +137,13 @@ class App:
                                         continuous_update=True, layout=w.Layout(width="100%"),
                                         style={"description_width": "40px"})
         self.slice_text = w.BoundedIntText(0, min=0, max=0, layout=w.Layout(width="70px"))
-        self.slice_total = w.HTML()
+        self.slice_total = w.HTML(layout=w.Layout(width="44px", margin="0 0 0 4px"))
         slice_row = w.HBox([self.slice_slider, self.slice_text, self.slice_total],
                            layout=w.Layout(width=self.viewer.canvas.layout.width,
                                            align_items="center"))
-        left = w.VBox([self.viewer.canvas, self.viewer.strip, slice_row],
+        image = w.Box([self.viewer.canvas], layout=w.Layout(border="1px solid #444",
+                                                           width="fit-content"))
+        left = w.VBox([image, self.viewer.strip, slice_row],
                       layout=w.Layout(flex="0 0 auto"))
 
         # Tools and labels
@@ -148,15 +153,15 @@ class App:
             style={"button_width": "70px"})
         self.brush_label_buttons = w.ToggleButtons(
             options=[("Liver", LIVER), ("Spleen", SPLEEN), ("Other", OTHER)],
-            description="Brush", style={"button_width": "58px", "description_width": "40px"})
+            tooltips=["Draw liver", "Draw spleen", "Draw other"], style={"button_width": "64px"})
         self.brush_slider = w.FloatSlider(self.brush_mm, min=1, max=30, step=0.5,
-                                          description="mm", readout_format=".1f",
-                                          style={"description_width": "30px"},
-                                          layout=w.Layout(width="210px"))
+                                          description="width (mm)", readout_format=".1f",
+                                          style={"description_width": "70px"},
+                                          layout=w.Layout(width="260px"))
         self.label_buttons = {}
         for text, label, colour, key in LABEL_BUTTONS:
             self.label_buttons[label] = _button(
-                text, f"Label the selected region {text.lower()} (key {key})", colour, "92px")
+                text, f"Label the selected region {text.lower()} (key {key})", colour, "112px")
 
         # Thresholds
         self.threshold_sliders = {
@@ -174,15 +179,16 @@ class App:
         self.extend_n = w.BoundedIntText(5, min=1, max=10000, description="Slices",
                                          style={"description_width": "42px"},
                                          layout=w.Layout(width="110px"))
-        self.extend_to_end = w.Checkbox(True, description="to the organ's end", indent=False,
-                                        layout=w.Layout(width="140px"))
+        self.extend_to_end = w.Checkbox(True, description="or to the organ's end", indent=False,
+                                        layout=w.Layout(width="170px"))
         self.extend_below_button = _button("Extend below", "Carry the labels of this slice downwards")
         self.extend_above_button = _button("Extend above", "Carry the labels of this slice upwards")
         self.extend_report = w.HTML(layout=w.Layout(max_height="90px", overflow_y="auto"))
 
         segment = w.VBox([
             _heading("Tool"), w.HBox([self.tool_buttons]),
-            w.HBox([self.brush_label_buttons, self.brush_slider], layout=w.Layout(gap="4px")),
+            w.HBox([w.Label("Brush label"), self.brush_label_buttons, self.brush_slider],
+                   layout=w.Layout(gap="4px", align_items="center")),
             _heading("Label the selected region"), w.HBox(list(self.label_buttons.values())),
             _heading("Thresholds (HU): bone and vessels are removed, organ is kept above"),
             *self.threshold_sliders.values(),
@@ -257,6 +263,20 @@ class App:
                        layout=w.Layout(flex="1 1 auto", min_width="430px", max_width="760px"))
         body = w.HBox([left, right], layout=w.Layout(gap="12px", align_items="flex-start"))
         self.widget = w.VBox([header, body], layout=w.Layout(padding="4px"))
+        self.widget.add_class("radipop-app")
+        # Stable CSS classes for the browser tests and benchmarks.
+        named = {"undo": self.undo_button, "redo": self.redo_button, "tools": self.tool_buttons,
+                 "slice-text": self.slice_text, "slice": self.slice_slider,
+                 "extend-below": self.extend_below_button, "extend-above": self.extend_above_button,
+                 "extend-n": self.extend_n, "extend-to-end": self.extend_to_end,
+                 "save": self.save_button, "scope": self.scope, "volumes": self.volumes,
+                 "messages": self.messages.output, "tabs": self.tabs}
+        named.update({f"threshold-{n}": s for n, s in self.threshold_sliders.items()})
+        named.update({f"label-{b.description.split()[0].lower()}": b
+                      for b in self.label_buttons.values()})
+        named.update({f"export-{k}": b for k, b in self.export_buttons.items()})
+        for name, widget in named.items():
+            widget.add_class(f"radipop-{name}")
 
     def _bind(self):
         g = lambda action: guarded(self.messages, action)  # noqa: E731

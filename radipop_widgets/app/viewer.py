@@ -49,7 +49,9 @@ class Viewer:
 
     def __init__(self, rows: int = 512, cols: int = 512):
         self.canvas = ipycanvas.MultiCanvas(3, width=cols, height=rows)
+        self.canvas.add_class("radipop-image")
         self.strip = ipycanvas.Canvas(width=cols, height=STRIP_HEIGHT)
+        self.strip.add_class("radipop-strip")
         self._ct_png: bytes | None = None
         self._overlay_png: bytes | None = None
         self._strip_png: bytes | None = None
@@ -66,7 +68,7 @@ class Viewer:
         scale = min(1.0, MAX_DISPLAY / max(rows, cols))
         self.canvas.layout = widgets.Layout(
             width=f"{round(cols * scale)}px", height=f"{round(rows * scale)}px",
-            min_width=f"{round(cols * scale)}px", border="1px solid #444")
+            min_width=f"{round(cols * scale)}px")
         self.strip.width = int(cols)
         self.strip.layout = widgets.Layout(width=f"{round(cols * scale)}px",
                                            height=f"{STRIP_HEIGHT}px", margin="2px 0 0 0")

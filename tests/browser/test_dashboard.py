@@ -1,0 +1,175 @@
+"""End to end: the dashboard served by Voilà, driven in headless Chromium, on the phantom.
+
+Expected pixels come from the Python API on the same study (the phantom), so every
+assertion checks what the radiologist would see on screen.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+import harness
+
+pytestmark = pytest.mark.browser
+
+Z = 30  # the slice the dashboard opens on (the middle of the unlabelled 60-slice phantom)
+
+
+def inner_point(mask: np.ndarray) -> tuple[int, int]:
+    """The pixel of ``mask`` farthest from its edge."""
+    distance = ndimage.distance_transform_edt(mask)
+    return tuple(int(v) for v in np.unravel_index(np.argmax(distance), mask.shape))
+
+
+@pytest.fixture(scope="module")
+def phantom():
+    """The default study, its Session, and the liver's candidate region on slice Z."""
+    from radipop_widgets.io import load_study
+    from radipop_widgets.io.phantom import phantom_study_path
+    from radipop_widgets.session import Session
+
+    folder = phantom_study_path()
+    study = load_study(folder / "dicom")
+    reference = np.load(folder / "reference_labels.npz")["labels"]
+    regions = Session(study).regions(Z)
+    ids, counts = np.unique(regions[reference[Z] == 1], return_counts=True)
+    liver_id = int(ids[np.argmax(np.where(ids > 0, counts, 0))])
+    liver = regions == liver_id
+    return {"study": study, "liver": liver, "point": inner_point(liver)}
+
+
+@pytest.fixture(scope="module")
+def cut_line(phantom):
+    """A vertical line that splits the liver region in two, and a point on each side."""
+    from radipop_widgets.session import Session
+
+    liver = phantom["liver"]
+    rows, cols = np.nonzero(liver)
+    for col in range(int(cols.mean()), int(cols.max()), 6):
+        column = rows[cols == col]
+        line = [(int(column.min()) - 6, col), (int(column.max()) + 6, col)]
+        session = Session(phantom["study"])
+        session.cut(Z, line)
+        regions = session.regions(Z)
+        left, right = liver.copy(), liver.copy()
+        left[:, col - 3:] = False
+        right[:, :col + 4] = False
+        a, b = inner_point(left), inner_point(right)
+        if regions[a] and regions[b] and regions[a] != regions[b]:
+            return {"line": line, "left": a, "right": b, "left_mask": regions == regions[a]}
+    pytest.fail("no vertical line splits the phantom's liver region")
+
+
+def is_red(rgba) -> bool:
+    r, g, b, _ = rgba
+    return r > max(g, b) + 40
+
+
+def label_liver(page, point):
+    """Click a point with the Select tool and press the Liver button; wait for red."""
+    before = harness.counts(page)
+    harness.click_image(page, *point)
+    harness.wait_counts(page, lambda c: c["hash"] != before["hash"])  # the selection is shown
+    page.locator(".radipop-label-liver").click()
+    harness.wait_counts(page, lambda c: c["red"] > 1000)
+
+
+def test_default_study_paints(server, open_page):
+    page = open_page(server)
+    counts = harness.counts(page)
+    assert counts["painted"] > 50_000          # the body is drawn in grey
+    assert counts["green"] > 5_000             # unlabelled candidate regions are green
+    assert counts["red"] == 0 and counts["blue"] == 0
+    assert page.locator(".radipop-slice-text input").input_value() == str(Z)
+
+
+def test_threshold_slider_changes_overlay(server, open_page):
+    page = open_page(server)
+    before = harness.counts(page)
+    outside = harness.pixel(page, 5, 5)        # air, no overlay: the CT must not change there
+    handle = page.locator(".radipop-threshold-organ .noUi-handle")
+    handle.focus()
+    for _ in range(30):                        # +30 HU on the organ threshold
+        handle.press("ArrowRight")
+    after = harness.wait_counts(page, lambda c: c["green"] < before["green"] - 500)
+    assert after["hash"] != before["hash"]
+    assert harness.pixel(page, 5, 5) == outside
+
+
+def test_click_liver_and_press_liver_turns_it_red(server, open_page, phantom):
+    page = open_page(server)
+    label_liver(page, phantom["point"])
+    counts = harness.wait_counts(page, lambda c: c["red"] > 0.9 * phantom["liver"].sum())
+    assert counts["red"] < 1.1 * phantom["liver"].sum()
+    assert is_red(harness.pixel(page, *phantom["point"]))
+    assert "Liver" in page.locator(".radipop-volumes").inner_text()
+    assert "Liver 0.0 mL" not in page.locator(".radipop-volumes").inner_text()
+
+
+def test_cut_separates_two_regions(server, open_page, cut_line):
+    page = open_page(server)
+    page.locator(".radipop-tools button", has_text="Cut").click()
+    before = harness.counts(page)
+    top, bottom = cut_line["line"]
+    points = [(r, top[1]) for r in range(top[0], bottom[0] + 1, 8)] + [bottom]
+    harness.drag_image(page, points)
+    harness.wait_counts(page, lambda c: c["hash"] != before["hash"])
+    page.locator(".radipop-tools button", has_text="Select").click()
+    label_liver(page, cut_line["left"])
+    left_pixels = int(cut_line["left_mask"].sum())
+    counts = harness.wait_counts(page, lambda c: c["red"] > 0.9 * left_pixels)
+    assert counts["red"] < 1.1 * left_pixels
+    assert is_red(harness.pixel(page, *cut_line["left"]))
+    assert not is_red(harness.pixel(page, *cut_line["right"]))
+
+
+def test_extend_labels_neighbouring_slices(server, open_page, phantom):
+    page = open_page(server)
+    label_liver(page, phantom["point"])
+    page.locator(".radipop-extend-below").click()
+    messages = page.locator(".radipop-messages")
+    messages.get_by_text("Extended the labels").wait_for(timeout=30_000)
+    harness.click_image(page, 2, 2)            # focus the image for the keys (air: no region)
+    page.keyboard.press("ArrowDown")
+    page.wait_for_function(
+        "() => document.querySelector('.radipop-slice-text input').value === '29'")
+    harness.wait_counts(page, lambda c: c["red"] > 0.8 * phantom["liver"].sum())
+    page.keyboard.press("ArrowUp")
+    page.keyboard.press("ArrowUp")             # above: not extended
+    page.wait_for_function(
+        "() => document.querySelector('.radipop-slice-text input').value === '31'")
+    harness.wait_counts(page, lambda c: c["red"] == 0)
+
+
+def test_undo_restores(server, open_page, phantom):
+    page = open_page(server)
+    before = harness.counts(page)
+    label_liver(page, phantom["point"])
+    page.locator(".radipop-undo").click()
+    after = harness.wait_counts(page, lambda c: c["red"] == 0)
+    assert abs(after["green"] - before["green"]) < 0.05 * before["green"]
+    page.locator(".radipop-redo").click()
+    harness.wait_counts(page, lambda c: c["red"] > 0.9 * phantom["liver"].sum())
+
+
+def test_save_writes_what_the_api_reads_back(browser, open_page, phantom, tmp_path):
+    from radipop_widgets.persist import find_saved_session
+    from radipop_widgets.session import Session
+
+    workspace = tmp_path / "sessions"
+    env = {"RADIPOP_WORKSPACE": str(workspace), "RADIPOP_VOILA_LOG": str(tmp_path / "voila.log")}
+    with harness.voila_server(env) as url:
+        page = open_page(url)
+        label_liver(page, phantom["point"])
+        page.locator(".radipop-tabs").get_by_text("Save & export").click()
+        page.locator(".radipop-save").click()
+        page.locator(".radipop-messages").get_by_text("Session saved to").wait_for()
+    folder = find_saved_session(phantom["study"], workspace)
+    assert folder is not None, "no session folder in the workspace"
+    labels = Session.open(folder, study=phantom["study"]).labels
+    expected = np.zeros_like(labels)
+    expected[Z][phantom["liver"]] = 1
+    np.testing.assert_array_equal(labels, expected)
+
