@@ -154,10 +154,14 @@ def _read_header(path):
                 warnings.simplefilter("ignore")
                 ds = pydicom.dcmread(fp, stop_before_pixels=True, force=force)
             has_pixels = fp.tell() < os.fstat(fp.fileno()).st_size
+        if not force:
+            syntax = ds.file_meta.get("TransferSyntaxUID")
+            if not (_sop_class(ds) and syntax and UID(syntax).is_valid):
+                raise ValueError("no valid SOP class or transfer syntax in the header")
     except Exception as exc:  # pydicom raises many types on damaged files
         raise UnreadableFileError(
-            f"{path}: cannot be read as DICOM ({type(exc).__name__}: {exc}). The file is "
-            "damaged or truncated; export it again or remove it from the folder.") from exc
+            f"{path}: cannot be read as DICOM ({type(exc).__name__}: {str(exc)[:200]}). The "
+            "file is damaged or truncated; export it again or remove it from the folder.") from exc
     return ds, has_pixels, force
 
 
@@ -202,8 +206,9 @@ def _header(ds, path, forced) -> _Header:
 
 
 def _sop_class(ds) -> str:
+    """SOP class from the file meta header (complete even in a truncated file), else dataset."""
     meta = ds.get("file_meta")
-    return str(ds.get("SOPClassUID") or (meta.get("MediaStorageSOPClassUID") if meta else "")
+    return str((meta.get("MediaStorageSOPClassUID") if meta else "") or ds.get("SOPClassUID")
                or "")
 
 

@@ -1,0 +1,102 @@
+"""load_study on NIfTI: axial DICOM orientation, LPS affine, scaling."""
+
+from __future__ import annotations
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from radipop_widgets.io import load_study
+
+LPS_FROM_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+
+
+def write(path, data, affine, slope=None, inter=None):
+    img = nib.Nifti1Image(data, affine)
+    if slope is not None:
+        img.header.set_slope_inter(slope, inter)
+    nib.save(img, path)
+    return path
+
+
+def ras_volume(shape=(6, 5, 4), seed=0):
+    """Random int16 HU on a RAS grid: i -> right, j -> anterior, k -> superior."""
+    data = np.random.default_rng(seed).integers(-1000, 2000, shape).astype(np.int16)
+    affine = np.diag([0.8, 0.9, 2.5, 1.0])
+    affine[:3, 3] = (-20.0, 15.0, 100.0)
+    return data, affine
+
+
+def test_ras_volume_is_shown_like_an_axial_dicom_slice(tmp_path):
+    data, affine = ras_volume()
+    study = load_study(write(tmp_path / "ct.nii.gz", data, affine))
+    assert study.hu.dtype == np.int16 and study.shape == (4, 5, 6)
+    for k in range(4):  # row 0 anterior, column 0 patient right
+        np.testing.assert_array_equal(study.hu[k], data[::-1, ::-1, k].T)
+    assert study.spacing == pytest.approx((2.5, 0.9, 0.8))
+    ni, nj = data.shape[:2]
+    for k, r, c in [(0, 0, 0), (3, 4, 5), (2, 1, 3)]:
+        ras = affine @ [ni - 1 - c, nj - 1 - r, k, 1]
+        np.testing.assert_allclose(study.affine @ [k, r, c, 1], LPS_FROM_RAS @ ras)
+    # as in DICOM: column index towards patient left (+x LPS), row towards posterior (+y)
+    np.testing.assert_allclose(study.affine[:3, :3],
+                               [[0, 0, 0.8], [0, 0.9, 0], [2.5, 0, 0]], atol=1e-12)
+    assert study.series_uid is None and all(v is None for v in study.metadata.values())
+    assert len(study.sources) == 4 and study.sources[0].path.endswith("ct.nii.gz")
+
+
+def test_any_storage_orientation_gives_the_same_study(tmp_path):
+    data, affine = ras_volume()
+    ni, nj, nk = data.shape
+    # stored with axes (S->I, L->R flipped, A): d2[a, b, c] = data[ni-1-b, c, nk-1-a]
+    d2 = data.transpose(2, 0, 1)[::-1, ::-1, :]
+    to_original = np.array([[0, -1, 0, ni - 1], [0, 0, 1, 0], [-1, 0, 0, nk - 1], [0, 0, 0, 1]],
+                           float)
+    reference = load_study(write(tmp_path / "ras.nii", data, affine))
+    other = load_study(write(tmp_path / "other.nii", np.ascontiguousarray(d2),
+                             affine @ to_original))
+    np.testing.assert_array_equal(other.hu, reference.hu)
+    np.testing.assert_allclose(other.affine, reference.affine, atol=1e-9)
+    assert other.spacing == pytest.approx(reference.spacing)
+
+
+def test_scaled_and_float_data_become_rounded_hu(tmp_path):
+    raw = np.arange(60, dtype=np.int16).reshape(3, 4, 5) * 7
+    study = load_study(write(tmp_path / "s.nii", raw, np.eye(4), slope=0.5, inter=-10.25))
+    expected = np.rint(raw * 0.5 - 10.25)
+    np.testing.assert_array_equal(study.hu, expected[::-1, ::-1, :].transpose(2, 1, 0))
+    floats = np.full((3, 4, 5), -999.6, np.float32)
+    np.testing.assert_array_equal(load_study(write(tmp_path / "f.nii", floats, np.eye(4))).hu,
+                                  -1000)
+
+
+def test_progress(tmp_path):
+    data, affine = ras_volume()
+    calls = []
+    load_study(write(tmp_path / "ct.nii", data, affine), progress=lambda d, t: calls.append((d, t)))
+    assert calls == [(0, 4), (1, 4), (2, 4), (3, 4), (4, 4)]
+
+
+@pytest.mark.shared_data
+def test_shared_abdomen_case_and_its_labels(abdomen_nifti):
+    ct = nib.load(abdomen_nifti)
+    data = np.asarray(ct.dataobj)
+    study = load_study(abdomen_nifti)
+    assert study.shape == (112, 101, 122) and study.spacing == pytest.approx((3.0, 3.0, 3.0))
+    for k in range(study.n_slices):  # README: radiological display of slice k
+        np.testing.assert_array_equal(study.hu[k], data[::-1, ::-1, k].T)
+    assert int(study.hu.min()) == -1207 and int(study.hu.max()) == 3382
+    labels = load_study(abdomen_nifti.parent / "reference_labels.nii.gz")
+    np.testing.assert_allclose(labels.affine, study.affine)
+    liver, spleen = labels.hu == 1, labels.hu == 2
+    assert np.count_nonzero(liver) == 41692 and np.count_nonzero(spleen) == 9668
+    assert np.flatnonzero(liver.any(axis=(1, 2))).tolist() == list(range(69, 112))
+    assert np.flatnonzero(spleen.any(axis=(1, 2))).tolist() == list(range(82, 112))
+    for organ in (liver, spleen):  # homogeneous soft tissue (a flipped map gives ~-60..190
+        assert 20 < study.hu[organ].mean() < 150 and study.hu[organ].std() < 60  # and sd >180)
+    # the liver lies on the patient's right: low column indices (column 0 = patient right)
+    assert np.nonzero(liver)[2].mean() < study.shape[2] / 2 < np.nonzero(spleen)[2].mean()
+    ni, nj = data.shape[:2]
+    for k, r, c in [(0, 0, 0), (111, 100, 121), (80, 40, 30)]:
+        ras = ct.affine @ [ni - 1 - c, nj - 1 - r, k, 1]
+        np.testing.assert_allclose(study.affine @ [k, r, c, 1], LPS_FROM_RAS @ ras, atol=1e-6)
