@@ -109,7 +109,7 @@ class App:
         if study is not None:
             self.set_study(study)
         elif self.entries:
-            self.open_study(0)
+            guarded(self.messages, "Opening the study")(self.open_study)(0)
         else:
             self.messages.warning(f"No studies found under {self.data_root}.")
         if self.session is not None:
@@ -128,7 +128,7 @@ class App:
                                         layout=w.Layout(width="160px", visibility="hidden"))
         header = w.HBox([self.title, w.HBox([self.volumes, self.progress, self.undo_button,
                                              self.redo_button],
-                                            layout=w.Layout(align_items="center", gap="6px"))],
+                                            layout=w.Layout(align_items="center"))],
                         layout=w.Layout(justify_content="space-between", align_items="center",
                                         width="100%", border_bottom="1px solid #ddd"))
 
@@ -183,12 +183,12 @@ class App:
                                         layout=w.Layout(width="170px"))
         self.extend_below_button = _button("Extend below", "Carry the labels of this slice downwards")
         self.extend_above_button = _button("Extend above", "Carry the labels of this slice upwards")
-        self.extend_report = w.HTML(layout=w.Layout(max_height="90px", overflow_y="auto"))
+        self.extend_report = w.HTML(layout=w.Layout(max_height="90px", overflow="auto"))
 
         segment = w.VBox([
             _heading("Tool"), w.HBox([self.tool_buttons]),
             w.HBox([w.Label("Brush label"), self.brush_label_buttons, self.brush_slider],
-                   layout=w.Layout(gap="4px", align_items="center")),
+                   layout=w.Layout(align_items="center")),
             _heading("Label the selected region"), w.HBox(list(self.label_buttons.values())),
             _heading("Thresholds (HU): bone and vessels are removed, organ is kept above"),
             *self.threshold_sliders.values(),
@@ -196,7 +196,7 @@ class App:
                    layout=w.Layout(align_items="center")),
             _heading("Extend the labels of this slice"),
             w.HBox([self.extend_n, self.extend_to_end, self.extend_below_button,
-                    self.extend_above_button], layout=w.Layout(align_items="center", gap="4px")),
+                    self.extend_above_button], layout=w.Layout(align_items="center")),
             self.extend_report,
         ])
 
@@ -261,7 +261,7 @@ class App:
             self.tabs.set_title(i, name)
         right = w.VBox([self.tabs, _heading("Messages"), self.messages.output],
                        layout=w.Layout(flex="1 1 auto", min_width="430px", max_width="760px"))
-        body = w.HBox([left, right], layout=w.Layout(gap="12px", align_items="flex-start"))
+        body = w.HBox([left, right], layout=w.Layout(align_items="flex-start"))
         self.widget = w.VBox([header, body], layout=w.Layout(padding="4px"))
         self.widget.add_class("radipop-app")
         # Stable CSS classes for the browser tests and benchmarks.

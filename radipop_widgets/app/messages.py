@@ -28,7 +28,7 @@ class MessagePanel:
     def __init__(self):
         self.messages: list[tuple[str, str]] = []
         self.output = widgets.Output(layout=widgets.Layout(
-            height="92px", overflow_y="auto", border="1px solid #ccc", padding="0 4px"))
+            height="92px", overflow="auto", border="1px solid #ccc", padding="0 4px"))
 
     def info(self, text: str) -> None:
         self._add("info", text)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import math
+import numbers
 
 import ipycanvas
 import ipycanvas.canvas
@@ -34,7 +35,7 @@ def _put_png(layer: ipycanvas.Canvas, png: bytes) -> None:
 
 def to_number(value) -> float | None:
     """A finite float from a browser value, or None."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         return None
     value = float(value)
     return value if math.isfinite(value) else None

@@ -1,0 +1,288 @@
+"""The dashboard's controller in plain pytest: set widget values, call handlers, check the Session.
+
+ipywidgets works without a browser or kernel, so these tests drive the same code paths
+as the browser (including the guarded canvas callbacks) and assert on the Session.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from radipop_widgets.app import App
+from radipop_widgets.io.phantom import PHANTOM_METADATA, phantom_study, write_phantom_series
+from radipop_widgets.labels import LIVER, SPLEEN
+from radipop_widgets.persist import find_saved_session
+
+SHAPE = (12, 128, 128)
+GEOMETRY = dict(shape=SHAPE, pixel_mm=3.2, slice_mm=10.0)
+
+
+@pytest.fixture(scope="module")
+def phantom():
+    return phantom_study(**GEOMETRY)
+
+
+@pytest.fixture
+def app(phantom, tmp_path):
+    study, _ = phantom
+    return App(study=study, workspace=tmp_path / "sessions", output_root=tmp_path / "exports")
+
+
+def organ_point(app, reference, label):
+    """(x, y) canvas position deep inside the candidate region of ``label`` on the shown slice."""
+    regions = app.session.regions(app.z)
+    ids, counts = np.unique(regions[reference[app.z] == label], return_counts=True)
+    region = regions == ids[np.argmax(np.where(ids > 0, counts, 0))]
+    row, col = np.unravel_index(np.argmax(ndimage.distance_transform_edt(region)), region.shape)
+    return col + 0.5, row + 0.5, region
+
+
+def browser_event(app, event, **content):
+    """Deliver an event as the browser does (through ipycanvas and the guarded callbacks)."""
+    app.viewer.canvas[2]._handle_frontend_event(None, {"event": event, **content}, [])
+
+
+def errors(app):
+    return [text for level, text in app.messages.messages if level == "error"]
+
+
+def test_click_and_label_button_label_the_region(app, phantom):
+    _, reference = phantom
+    x, y, region = organ_point(app, reference, LIVER)
+    browser_event(app, "mouse_down", x=x, y=y)
+    browser_event(app, "mouse_up", x=x, y=y)
+    assert app.session.selection == (app.z, app.session.regions(app.z)[int(y), int(x)])
+    app.label_buttons[LIVER].click()
+    np.testing.assert_array_equal(app.session.labels[app.z] == LIVER, region)
+    assert app.session.labels.sum() == region.sum()
+    assert "Liver</b> 0.0 mL" not in app.volumes.value
+    assert not app.undo_button.disabled and app.redo_button.disabled
+
+
+def test_label_key_needs_a_selection_on_this_slice(app, phantom):
+    _, reference = phantom
+    x, y, _ = organ_point(app, reference, SPLEEN)
+    app.key("2")
+    assert app.session.labels.sum() == 0
+    assert "Select a region" in app.messages.messages[0][1]
+    app.mouse_down(x, y)
+    app.key("2")
+    assert (app.session.labels[app.z] == SPLEEN).sum() > 100
+
+
+@pytest.mark.parametrize("x, y", [(-1e12, 5), (5, 1e12), (math.nan, 5), (math.inf, 3),
+                                  ("7", 7), (None, None), (True, 3), ([1], 2), (128, 5)])
+def test_hostile_coordinates_change_nothing(app, x, y):
+    for tool in ("select", "draw", "cut"):
+        app.set_tool(tool)
+        for event in ("mouse_down", "mouse_move", "mouse_up", "mouse_out"):
+            browser_event(app, event, x=x, y=y)
+    assert app.session.labels.sum() == 0 and not app.session.cuts(app.z)
+    assert app.session.selection is None
+    assert errors(app) == []
+
+
+def test_hostile_slices_keys_and_wheel_are_clamped_or_ignored(app):
+    n = SHAPE[0]
+    app.set_slice(1e30)
+    assert app.z == n - 1 and app.slice_slider.value == n - 1
+    app.set_slice(-5)
+    assert app.z == 0
+    for value in ("3", None, math.nan, [2]):
+        app.set_slice(value)
+    assert app.z == 0
+    app.strip_click(1e30, 0)
+    assert app.z == n - 1
+    app.strip_click(-7, 0)
+    assert app.z == 0
+    for key in (None, 5, "", "x" * 1000, "F13"):
+        browser_event(app, "key_down", key=key, shift_key=False, ctrl_key=False, meta_key=False)
+    for dy in ("up", None, math.nan):
+        browser_event(app, "mouse_wheel", x=0, y=dy)
+    assert app.z == 0 and errors(app) == []
+    app.set_thresholds(organ=1e9, vessel=-1e9)
+    t = app.session.thresholds(0)
+    assert t.organ == 300 and t.vessel == 50
+
+
+def test_slice_navigation_sends_the_ct_only_on_slice_or_window_change(app, phantom):
+    _, reference = phantom
+    start, sends = app.z, app.viewer.ct_sends
+    app.slice_slider.value = start + 1
+    assert app.z == start + 1 and app.slice_text.value == start + 1
+    app.slice_text.value = start - 1
+    assert app.z == start - 1 and app.slice_slider.value == start - 1
+    app.key("ArrowUp")
+    app.key("PageUp")
+    assert app.z == start + 1
+    app.wheel(0, 120)
+    assert app.z == start
+    assert app.viewer.ct_sends == sends + 5
+    x, y, _ = organ_point(app, reference, LIVER)
+    overlays = app.viewer.overlay_sends
+    app.mouse_down(x, y)
+    app.key("1")
+    app.threshold_sliders["organ"].value += 10
+    app.opacity_slider.value = 0.8
+    assert app.viewer.overlay_sends >= overlays + 4
+    assert app.viewer.ct_sends == sends + 5       # overlay changes never re-send the CT
+    app.preset.value = "liver"
+    assert (app.level_slider.value, app.width_slider.value) == (90, 150)
+    assert app.viewer.ct_sends == sends + 6
+
+
+def test_threshold_scope_this_slice_or_all(app):
+    z, other = app.z, app.z + 1
+    old = app.session.thresholds(other)
+    app.scope.value = "slice"
+    app.threshold_sliders["organ"].value = 90
+    assert app.session.thresholds(z).organ == 90 and app.session.thresholds(other) == old
+    app.scope.value = "all"
+    app.threshold_sliders["bone"].value = 400
+    assert all(app.session.thresholds(i).bone == 400 for i in range(SHAPE[0]))
+    app.suggested_button.click()
+    assert app.session.thresholds(z) == app.session.suggested_thresholds
+    app.set_slice(other)                          # the sliders show the slice's thresholds
+    assert app.threshold_sliders["bone"].value == round(app.session.thresholds(other).bone)
+
+
+def test_draw_erase_and_cut_strokes(app, phantom):
+    _, reference = phantom
+    app.set_tool("draw")
+    app.brush_label_buttons.value = SPLEEN
+    app.brush_slider.value = 10
+    for event, (x, y) in zip(("mouse_down", "mouse_move", "mouse_move", "mouse_up"),
+                             ((20, 20), (30, 20), (40, 25), (50, 25))):
+        browser_event(app, event, x=x, y=y)
+    drawn = app.session.labels[app.z] == SPLEEN
+    assert drawn[20, 20] and drawn[25, 50] and drawn.sum() > 90
+    app.key("e")
+    assert app.tool.name == "erase" and app.tool_buttons.value == "erase"
+    app.mouse_down(20, 20)
+    app.mouse_move(50, 25)
+    app.mouse_out(60, 25)                          # leaving the image ends the stroke
+    assert (app.session.labels[app.z] == SPLEEN).sum() < drawn.sum() // 4
+    app.key("c")
+    x, y, region = organ_point(app, reference, LIVER)
+    rows = np.nonzero(region[:, int(x)])[0]
+    app.mouse_down(x, max(0, rows.min() - 3))
+    app.mouse_move(x, y)
+    app.mouse_up(x, min(SHAPE[1] - 1, rows.max() + 3))
+    assert len(app.session.cuts(app.z)) == 1
+    app.key("Escape")
+
+
+def test_extend_by_n_slices_shows_the_report(app, phantom):
+    _, reference = phantom
+    x, y, _ = organ_point(app, reference, LIVER)
+    z = app.z
+    app.mouse_down(x, y)
+    app.key("1")
+    app.extend_to_end.value = False
+    app.extend_n.value = 2
+    app.extend_below_button.click()
+    present = (app.session.labels == LIVER).any(axis=(1, 2))
+    assert present[z - 2:z + 1].all() and not present[z - 3] and not present[z + 1]
+    assert f"slice {z - 1}" in app.extend_report.value
+    assert app._present[z - 2:z + 1, 0].all()      # the overview strip knows
+    app.key("z", ctrl=True)
+    assert not (app.session.labels[z - 1] == LIVER).any()
+    app.key("y", ctrl=True)
+    assert (app.session.labels[z - 1] == LIVER).any()
+
+
+def test_save_export_and_path_checks(app, phantom, tmp_path):
+    study, reference = phantom
+    x, y, _ = organ_point(app, reference, LIVER)
+    app.mouse_down(x, y)
+    app.key("1")
+    app.save_button.click()
+    folder = find_saved_session(study, tmp_path / "sessions")
+    assert folder is not None and "Session saved" in app.messages.messages[0][1]
+    app.output_text.value = "case 1"
+    app.export_buttons["nifti"].click()
+    app.export_buttons["legacy"].click()
+    out = tmp_path / "exports" / "case 1"
+    assert (out / "labels.nii.gz").is_file() and any((out / "legacy_masks").iterdir())
+    assert errors(app) == []
+    app.export_buttons["dicom_seg"].click()       # this study was not loaded from DICOM
+    assert "DICOM SEG" in errors(app)[0] and not (out / "segmentation.dcm").exists()
+    app.output_text.value = "../../outside"
+    app.export_buttons["nifti"].click()
+    assert not (tmp_path / "outside").exists()
+    assert "outside the allowed folder" in errors(app)[0]
+
+
+def test_reopening_resumes_the_saved_session(phantom, tmp_path):
+    study, reference = phantom
+    first = App(study=study, workspace=tmp_path)
+    x, y, region = organ_point(first, reference, LIVER)
+    first.mouse_down(x, y)
+    first.assign(LIVER)
+    first.save()
+    second = App(study=study, workspace=tmp_path)
+    np.testing.assert_array_equal(second.session.labels, first.session.labels)
+    assert any("Resumed" in text for _, text in second.messages.messages)
+
+
+def test_study_picker_errors_and_metadata(tmp_path, caplog):
+    data = tmp_path / "data"
+    write_phantom_series(data / "good", **GEOMETRY)
+    write_phantom_series(data / "gap", **GEOMETRY)
+    files = sorted((data / "gap" / "dicom").iterdir())
+    files[len(files) // 2].unlink()                # a missing slice
+    caplog.set_level(logging.INFO)
+    app = App(data_root=data, workspace=tmp_path / "sessions", output_root=tmp_path / "exports")
+    labels = [label for label, _ in app.study_list.options]
+    assert len(labels) == 2 and all("slices" in label for label in labels)
+    gap = next(i for label, i in app.study_list.options if "gap" in label)
+    good = next(i for label, i in app.study_list.options if "good" in label)
+    app.study_list.value = gap
+    app.open_button.click()                        # the loader's error, in words
+    assert errors(app) and "Opening the study failed" in errors(app)[0]
+    assert app.progress.layout.visibility == "hidden"
+    app.study_list.value = good
+    app.open_button.click()
+    assert app.session.study.n_slices == SHAPE[0]
+    assert PHANTOM_METADATA["PatientName"] in app.metadata.value
+    app.save()
+    app.refresh_studies()
+    assert "saved session" in dict((i, label) for label, i in app.study_list.options)[good]
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    for value in PHANTOM_METADATA.values():
+        if len(value) > 3:
+            assert value not in logged
+
+
+def test_dicom_seg_export_of_a_dicom_study(tmp_path):
+    write_phantom_series(tmp_path / "data" / "case", **GEOMETRY)
+    app = App(data_root=tmp_path / "data", workspace=tmp_path / "sessions",
+              output_root=tmp_path / "exports")
+    reference = np.load(tmp_path / "data" / "case" / "reference_labels.npz")["labels"]
+    app.mouse_down(*organ_point(app, reference, LIVER)[:2])
+    app.assign(LIVER)
+    app.output_text.value = "case"
+    app.export_buttons["dicom_seg"].click()
+    assert errors(app) == []
+    assert (tmp_path / "exports" / "case" / "segmentation.dcm").is_file()
+
+
+def test_without_a_study_handlers_explain(tmp_path):
+    app = App(data_root=tmp_path, workspace=tmp_path / "sessions")
+    assert app.session is None and "No studies found" in app.messages.messages[0][1]
+    app.label_buttons[LIVER].click()
+    app.undo_button.click()
+    app.mouse_down(3, 3)
+    assert "No study is open" in errors(app)[0]
+
+
+def test_display_bundle_is_the_widget(app):
+    bundle = app._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    assert Path(app.output_root).name == "exports"
