@@ -77,10 +77,8 @@ ORGANS = {1: "liver", 2: "spleen"}
 def load_any(name):
     """(Study, reference) of a shared case or of the synthetic phantom; None if absent."""
     if name == "phantom":
-        from radipop_widgets.io.phantom import make_phantom, phantom_study
-        study = phantom_study()
-        _, ref = make_phantom()
-        return study, ref
+        from radipop_widgets.io.phantom import phantom_study
+        return phantom_study()
     return load_case(name)
 
 

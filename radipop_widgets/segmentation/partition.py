@@ -26,6 +26,8 @@ class PartitionParams:
         them is thinner than this fraction of the smaller basin's inner radius.
     min_peak_mm : distance maxima lower than this above their surroundings do not
         seed their own basin.
+    thin_mm, thin_keep_mm2 : parts thinner than ``2 * thin_mm`` and larger than
+        ``thin_keep_mm2`` are regions of their own (see :func:`split_regions`).
     """
 
     smooth_mm: float = 1.0
@@ -36,6 +38,8 @@ class PartitionParams:
     edge_hu_per_mm: float = 0.0
     neck_ratio: float = 0.5
     min_peak_mm: float = 3.0
+    thin_mm: float = 4.0
+    thin_keep_mm2: float = 150.0
 
 
 DEFAULT_PARAMS = PartitionParams()
@@ -96,24 +100,54 @@ def _remove_small(mask: np.ndarray, max_px: float) -> np.ndarray:
 
 def split_regions(mask: np.ndarray, *, pixel_mm: float,
                   params: PartitionParams = DEFAULT_PARAMS) -> np.ndarray:
-    """Connected components of ``mask`` split at narrow necks (distance watershed).
+    """Connected components of ``mask`` split where organs meet.
 
-    Basins of the distance transform are merged back unless the passage between them
-    is narrow compared with the smaller basin (``params.neck_ratio``), so an organ
-    stays whole while two organs touching over a short stretch come apart.
+    Two rules: (1) parts thinner than ``2 * thin_mm`` (what an opening of radius
+    ``thin_mm`` removes: muscle layers, bowel walls lying on an organ) become regions of
+    their own when larger than ``thin_keep_mm2``, smaller ones go back to the region they
+    touch; (2) the rest is split into distance-transform watershed basins, merged back
+    unless the passage between two basins is narrower than ``neck_ratio`` times the
+    smaller basin's inner radius, so an organ stays whole while two organs touching
+    over a short stretch come apart.
     """
     if not mask.any():
         return np.zeros(mask.shape, np.int32)
     dist = ndimage.distance_transform_edt(mask) * pixel_mm
-    h = params.min_peak_mm
-    seeds = (dist >= ndimage.maximum_filter(dist, size=3)) & (dist > h)
+    core = mask
+    if params.thin_mm > 0:
+        eroded = dist > params.thin_mm
+        core = mask & (ndimage.distance_transform_edt(~eroded) * pixel_mm <= params.thin_mm) \
+            if eroded.any() else np.zeros_like(mask)
+    regions = _neck_basins(core, dist, params)
+    thin = mask & ~core
+    if thin.any():
+        pieces, m = ndimage.label(thin)
+        area = np.bincount(pieces.ravel(), minlength=m + 1) * pixel_mm * pixel_mm
+        rim = ndimage.binary_dilation(core) & thin
+        touching = np.bincount(pieces[rim], minlength=m + 1) > 0
+        own = (area > params.thin_keep_mm2) | ~touching
+        own[0] = False
+        markers = regions.copy()
+        keep = own[pieces]
+        markers[keep] = pieces[keep] + int(regions.max())
+        regions = watershed(-dist, markers, mask=mask)
+    # every region connected (a cut or the watershed never leaves two pieces in one id)
+    return label_components(regions, connectivity=1, background=0).astype(np.int32)
+
+
+def _neck_basins(mask: np.ndarray, dist: np.ndarray, params: PartitionParams) -> np.ndarray:
+    """Distance watershed basins of ``mask`` merged across wide passages."""
     comps, n_comps = ndimage.label(mask)
+    if n_comps == 0:
+        return comps
+    h = params.min_peak_mm
+    seeds = mask & (dist >= ndimage.maximum_filter(dist, size=3)) & (dist > h)
     seeded = np.bincount(comps[seeds], minlength=n_comps + 1) > 0
     seeded[0] = True
     seeds |= ~seeded[comps]          # a component too thin for a seed is its own basin
     markers, n = ndimage.label(seeds, structure=np.ones((3, 3)))
     if n <= n_comps:
-        return comps.astype(np.int32)
+        return comps
     basins = watershed(-dist, markers, mask=mask)
     peaks = ndimage.maximum(dist, basins, np.arange(n + 1))
     peaks[0] = 0
@@ -127,7 +161,7 @@ def split_regions(mask: np.ndarray, *, pixel_mm: float,
             a = parent[a]
         return a
 
-    # merge widest passages first (h-maxima-like suppression of shallow peaks too)
+    # widest passages first; shallow peaks (less than min_peak_mm above the passage) merge
     for (a, b), neck in sorted(zip(pairs, necks), key=lambda t: -t[1]):
         ra, rb = find(a), find(b)
         if ra == rb:
@@ -137,9 +171,7 @@ def split_regions(mask: np.ndarray, *, pixel_mm: float,
             parent[rb] = ra
             peaks[ra] = max(peaks[ra], peaks[rb])
     roots = np.array([find(i) for i in range(n + 1)])
-    merged = roots[basins]
-    # every region connected (a cut or the watershed never leaves two pieces in one id)
-    return label_components(merged, connectivity=1, background=0).astype(np.int32)
+    return roots[basins]
 
 
 def _basin_borders(basins: np.ndarray, dist: np.ndarray):

@@ -28,6 +28,9 @@ class ExtendParams:
         previous slice's label.
     min_area_mm2 : the organ ended when less than this area is left.
     max_jump_mm : the centroid moving more than this between slices is a jump: stop.
+    taper, regrow : once the label has shrunk below ``taper`` times its starting area,
+        growing again by more than ``regrow`` times the smallest area seen (and more than
+        ``min_area_mm2``) is another structure taking over: stop (leak).
     """
 
     min_overlap: float = 0.5
@@ -37,6 +40,8 @@ class ExtendParams:
     min_cover: float = 0.2
     min_area_mm2: float = 20.0
     max_jump_mm: float = 25.0
+    taper: float = 0.5
+    regrow: float = 1.3
 
 
 DEFAULT_EXTEND = ExtendParams()
@@ -163,6 +168,8 @@ def extend_label(get_labels: Callable[[int], np.ndarray], get_regions: Callable[
         ``mask`` is the new label of slice ``z`` to write (None when stopped).
     """
     source = get_labels(z) == label
+    start_area = smallest = int(source.sum())
+    min_px = params.min_area_mm2 / (pixel_mm * pixel_mm)
     limit = n_slices if count is None else max(0, int(count))
     target = z
     for _ in range(limit):
@@ -179,8 +186,15 @@ def extend_label(get_labels: Callable[[int], np.ndarray], get_regions: Callable[
             return
         mask, status, reason = carry(source, get_regions(target), current == 0,
                                      pixel_mm=pixel_mm, params=params)
+        area = int(mask.sum())
+        if (status == "labelled" and smallest < params.taper * start_area
+                and area > max(params.regrow * smallest, smallest + min_px)):
+            status, reason = "leak", (f"leak: the label grows again (x{area / smallest:.1f} the "
+                                      "smallest area) after the organ tapered: another "
+                                      "structure takes over")
         if status != "labelled":
             yield target, None, ExtendRow(target, label, 0, status, reason)
             return
-        yield target, mask, ExtendRow(target, label, int(mask.sum()), status, reason)
+        smallest = min(smallest, area)
+        yield target, mask, ExtendRow(target, label, area, status, reason)
         source = mask
