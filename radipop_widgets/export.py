@@ -1,0 +1,444 @@
+"""Label volume exports: NIfTI, per-organ masks, the original tool's pickles, DICOM SEG.
+
+Geometry. ``Study.affine`` maps (slice, row, column, 1) to DICOM patient
+coordinates (LPS, mm). NIfTI files here store the volume with axes i = column,
+j = row, k = slice, and their affine maps (i, j, k, 1) to RAS (= diag(-1, -1, 1)
+LPS), as dcm2niix and nibabel expect. The bytes of a C-ordered (slice, row,
+column) array are exactly the Fortran-ordered (i, j, k) NIfTI data, so nothing
+is copied.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import io
+import pickle
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from .errors import MaskFileError, SessionError
+from .labels import LIVER, SPLEEN, label_name
+from .persist import atomic_write_bytes, atomic_writer
+from .study import Study
+
+# (slice, row, col) <-> (i, j, k) = (col, row, slice); the permutation is its own inverse.
+_SWAP_IK = np.array([[0, 0, 1, 0], [0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 0, 1]], float)
+_LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+_GZIP_LEVEL = 1  # label maps compress ~100x even at level 1; higher levels cost 3x the time
+
+
+def nifti_affine(study: Study) -> np.ndarray:
+    """RAS affine of a NIfTI with axes i = column, j = row, k = slice of ``study``."""
+    return _LPS_TO_RAS @ np.asarray(study.affine, float) @ _SWAP_IK
+
+
+def _check_labels(labels: np.ndarray, study: Study) -> np.ndarray:
+    labels = np.asarray(labels)
+    if labels.shape != tuple(study.shape):
+        raise SessionError(f"labels have shape {labels.shape} but the study {study.shape}")
+    if labels.dtype != np.uint8:
+        if labels.size and (labels.min() < 0 or labels.max() > 255):
+            raise SessionError("labels must be 0..255 to be stored as uint8")
+        labels = labels.astype(np.uint8)
+    return np.ascontiguousarray(labels)
+
+
+def write_nifti_stream(fileobj, labels: np.ndarray, study: Study) -> None:
+    """Write ``labels`` as a gzip-compressed uint8 NIfTI-1 to an open binary file."""
+    import nibabel as nib
+
+    labels = _check_labels(labels, study)
+    affine = nifti_affine(study)
+    img = nib.Nifti1Image(labels.transpose(2, 1, 0), affine, dtype=np.uint8)
+    img.set_qform(affine, code=1)  # 1 = scanner coordinates
+    img.set_sform(affine, code=1)
+    img.header.set_xyzt_units("mm")
+    img.header["descrip"] = b"radipop-widgets label map"
+    with gzip.GzipFile(fileobj=fileobj, mode="wb", compresslevel=_GZIP_LEVEL, mtime=0) as gz:
+        img.to_file_map({"image": nib.FileHolder(fileobj=gz)})
+
+
+def write_nifti_labels(path, labels: np.ndarray, study: Study) -> Path:
+    """Write the label map (1 = liver, 2 = spleen) as ``.nii.gz`` with the study's geometry.
+
+    uint8, qform and sform set (code 1, scanner), axes i = column, j = row, k = slice:
+    the ``mask_liver_and_spleen.nii.gz`` the RADIPOP radiomics pipeline reads. It lines
+    up voxel for voxel (up to axis order) with a NIfTI conversion of the same series.
+    The write is atomic.
+    """
+    path = Path(path)
+    with atomic_writer(path) as f:
+        write_nifti_stream(f, labels, study)
+    return path
+
+
+def read_nifti_labels(path) -> tuple[np.ndarray, np.ndarray]:
+    """Read a NIfTI label map written by :func:`write_nifti_labels`.
+
+    Returns
+    -------
+    labels : ndarray of uint8 (slices, rows, columns)
+    affine : ndarray (4, 4) from (slice, row, column, 1) to LPS, as ``Study.affine``.
+
+    Raises
+    ------
+    MaskFileError
+        Missing, truncated or not NIfTI; not 3-D; values not integers in 0..255.
+    """
+    import nibabel as nib
+
+    path = Path(path)
+    if not path.is_file():
+        raise MaskFileError(f"label file {path} is missing")
+    try:
+        img = nib.load(path)
+        data = np.asanyarray(img.dataobj)
+    except Exception as exc:  # nibabel raises many types for damaged files
+        raise MaskFileError(f"{path} is not a readable NIfTI file ({type(exc).__name__}: "
+                            f"{exc}); it is damaged or truncated.") from exc
+    if data.ndim != 3:
+        raise MaskFileError(f"{path} has {data.ndim} dimensions; a label volume has 3")
+    if data.dtype.kind not in "iub":
+        if not np.all(np.isfinite(data)) or np.any(data != np.round(data)):
+            raise MaskFileError(f"{path} holds non-integer values; it is not a label map")
+    if data.size and (data.min() < 0 or data.max() > 255):
+        raise MaskFileError(f"{path} holds values outside 0..255; it is not a label map")
+    labels = np.ascontiguousarray(data.astype(np.uint8, copy=False).transpose(2, 1, 0))
+    affine = _LPS_TO_RAS @ img.affine @ _SWAP_IK
+    return labels, affine
+
+
+def export_organ_masks(folder, labels: np.ndarray, study: Study) -> dict[str, Path]:
+    """Write ``liver.nii.gz`` and ``spleen.nii.gz`` (0/1 uint8) into ``folder``.
+
+    Returns
+    -------
+    dict organ name -> path. Both files are written even when an organ is empty.
+    """
+    labels = _check_labels(labels, study)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for label in (LIVER, SPLEEN):
+        name = label_name(label)
+        out[name] = write_nifti_labels(folder / f"{name}.nii.gz",
+                                       (labels == label).view(np.uint8), study)
+    return out
+
+
+# ---------------------------------------------------------------- legacy pickles
+
+def legacy_order(study: Study) -> np.ndarray:
+    """Volume slice index of legacy file ``<i>.p`` for each i.
+
+    ``i`` is the 0-based rank by ascending InstanceNumber (ties and the order of
+    equal numbers by volume order); volume order when any InstanceNumber is missing.
+    """
+    numbers = [s.instance_number for s in study.sources]
+    if len(numbers) != study.n_slices or any(n is None for n in numbers):
+        return np.arange(study.n_slices)
+    return np.argsort(np.asarray(numbers), kind="stable")
+
+
+_NUMPY2_RECONSTRUCT = b"cnumpy._core.multiarray\n_reconstruct\n"
+_NUMPY1_RECONSTRUCT = b"cnumpy.core.multiarray\n_reconstruct\n"
+
+
+def _legacy_pickle(mask2d: np.ndarray) -> bytes:
+    """Pickle a 2-D array so numpy 1.x (the original tool's environment) can read it.
+
+    numpy 2 names its reconstructor ``numpy._core.multiarray``, which numpy 1.x
+    cannot import; numpy 1.x wrote ``numpy.core.multiarray``, which numpy 2 still
+    reads. Protocol 3 puts that name in the first opcode after the header.
+    """
+    data = pickle.dumps(np.ascontiguousarray(mask2d), protocol=3)
+    head = data[2:2 + len(_NUMPY2_RECONSTRUCT)]
+    if head == _NUMPY2_RECONSTRUCT:
+        data = data[:2] + _NUMPY1_RECONSTRUCT + data[2 + len(_NUMPY2_RECONSTRUCT):]
+    return data
+
+
+def export_legacy(folder, labels: np.ndarray, study: Study) -> list[Path]:
+    """Write the original tool's format: ``<i>.p`` for every slice, empty ones included.
+
+    Each file is a pickled 2-D uint8 array (rows, columns) in ``pixel_array``
+    orientation; ``i`` is the rank by ascending InstanceNumber (see :func:`legacy_order`).
+    Values as in ``labels``: 1 liver, 2 spleen, 3.. other (the original tool showed
+    values above 2 as unlabelled candidates).
+    """
+    labels = _check_labels(labels, study)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, z in enumerate(legacy_order(study)):
+        paths.append(atomic_write_bytes(folder / f"{i}.p", _legacy_pickle(labels[z])))
+    return paths
+
+
+def _latin1_encode(text, encoding="utf-8", errors="strict"):
+    """``_codecs.encode`` as protocol-2 pickles use it for raw bytes: latin-1 only."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise pickle.UnpicklingError("only latin-1 byte strings are accepted")
+    return text.encode("latin1", errors)
+
+
+@functools.cache
+def _allowed_pickle_globals() -> dict:
+    from numpy._core import multiarray, numeric
+
+    allowed = {("_codecs", "encode"): _latin1_encode}
+    for package in ("numpy.core", "numpy._core"):
+        allowed[(f"{package}.multiarray", "_reconstruct")] = multiarray._reconstruct
+        allowed[(f"{package}.multiarray", "scalar")] = multiarray.scalar
+        allowed[(f"{package}.numeric", "_frombuffer")] = numeric._frombuffer
+    allowed[("numpy", "ndarray")] = np.ndarray
+    allowed[("numpy", "dtype")] = np.dtype
+    return allowed
+
+
+class _ArrayOnlyUnpickler(pickle.Unpickler):
+    """Unpickler that resolves only the globals needed to rebuild a numpy array.
+
+    Admitted: numpy's ``_reconstruct``, ``scalar`` and ``_frombuffer`` (old and new
+    module names), ``numpy.ndarray``, ``numpy.dtype``, and ``_codecs.encode`` limited
+    to latin-1 (how protocol 2 stores bytes). Anything else (``os.system``,
+    ``builtins.eval``, ``subprocess.Popen`` ...) raises before it can be called, so a
+    crafted file cannot run code.
+    """
+
+    def find_class(self, module, name):
+        try:
+            return _allowed_pickle_globals()[(module, name)]
+        except KeyError:
+            raise pickle.UnpicklingError(
+                f"the file references {module}.{name}; only numpy arrays are accepted") from None
+
+    def persistent_load(self, pid):
+        raise pickle.UnpicklingError("persistent references are not accepted")
+
+
+def _load_array_pickle(path: Path, max_bytes: int) -> np.ndarray:
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise MaskFileError(f"{path} is {size} bytes, too large for one mask slice")
+    try:
+        with open(path, "rb") as f:
+            obj = _ArrayOnlyUnpickler(f).load()
+    except Exception as exc:  # any failure to unpickle is a bad file
+        raise MaskFileError(f"{path} is not a pickled numpy array that is safe to read "
+                            f"({type(exc).__name__}: {exc}).") from exc
+    if not isinstance(obj, np.ndarray):
+        raise MaskFileError(f"{path} holds a {type(obj).__name__}, not a numpy array")
+    return obj
+
+
+def import_legacy_masks(folder, study: Study, *, keep_other: bool = False) -> np.ndarray:
+    """Read the original tool's ``<i>.p`` masks into a label volume.
+
+    Files are read through a restricted unpickler that admits only numpy array
+    reconstruction: a crafted pickle raises MaskFileError and runs no code.
+
+    Parameters
+    ----------
+    folder : path
+        Holds ``0.p`` .. ``<n-1>.p``, one per slice, ``i`` = rank by ascending
+        InstanceNumber (see :func:`legacy_order`).
+    study : Study
+    keep_other : bool
+        The original tool stored unlabelled candidate regions as values 3, 4, ...;
+        by default they become 0. True keeps values 3..255 as other-organ labels
+        (e.g. to read back :func:`export_legacy` output with other organs).
+
+    Returns
+    -------
+    ndarray of uint8, shape ``study.shape``.
+
+    Raises
+    ------
+    MaskFileError
+        Files missing or extra, not a safe pickle, not a 2-D integer array of the
+        slice size, negative values, or values above 255 with ``keep_other``.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise MaskFileError(f"{folder} is not a folder of legacy .p masks")
+    n, rows, cols = study.shape
+    found = {p.stem: p for p in folder.glob("*.p")}
+    expected = {str(i) for i in range(n)}
+    missing = sorted(expected - found.keys(), key=lambda s: int(s))
+    extra = sorted(found.keys() - expected)
+    if missing or extra:
+        raise MaskFileError(
+            f"{folder} must hold exactly 0.p .. {n - 1}.p for this {n}-slice study; "
+            + (f"missing: {', '.join(m + '.p' for m in missing[:10])}" if missing else "")
+            + ("; " if missing and extra else "")
+            + (f"unexpected: {', '.join(e + '.p' for e in extra[:10])}" if extra else "")
+            + ". Check that the masks belong to this series.")
+    labels = np.zeros((n, rows, cols), np.uint8)
+    max_bytes = rows * cols * 16 + 4096
+    for i, z in enumerate(legacy_order(study)):
+        path = found[str(i)]
+        mask = _load_array_pickle(path, max_bytes)
+        if mask.shape != (rows, cols):
+            raise MaskFileError(f"{path} has shape {mask.shape}; the study's slices are "
+                                f"{(rows, cols)}. The masks belong to another series.")
+        if mask.dtype.kind not in "iub":
+            raise MaskFileError(f"{path} holds {mask.dtype} values; masks are integer arrays")
+        if mask.size and mask.min() < 0:
+            raise MaskFileError(f"{path} holds negative values; labels are 0..255")
+        if keep_other:
+            if mask.size and mask.max() > 255:
+                raise MaskFileError(f"{path} holds values above 255; labels are 0..255")
+            labels[z] = mask
+        else:
+            labels[z] = np.where((mask == LIVER) | (mask == SPLEEN), mask, 0)
+    return labels
+
+
+# ---------------------------------------------------------------- DICOM SEG
+
+_UID_FIELDS = ("SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID", "FrameOfReferenceUID")
+
+
+def _segment_description(number: int, label: int):
+    import highdicom as hd
+    from pydicom.sr.codedict import codes
+
+    from . import __version__
+
+    kind = {LIVER: codes.SCT.Liver, SPLEEN: codes.SCT.Spleen}.get(label, codes.SCT.Organ)
+    return hd.seg.SegmentDescription(
+        segment_number=number,
+        segment_label=label_name(label),
+        segmented_property_category=codes.SCT.AnatomicalStructure,
+        segmented_property_type=kind,
+        algorithm_type=hd.seg.SegmentAlgorithmTypeValues.SEMIAUTOMATIC,
+        algorithm_identification=hd.AlgorithmIdentificationSequence(
+            name="radipop-widgets", version=__version__,
+            family=codes.cid7162.HistogramAnalysis),
+    )
+
+
+def _read_sources(study: Study):
+    import pydicom
+    from pydicom.uid import CTImageStorage
+
+    paths = [s.path for s in study.sources]
+    if len(paths) != study.n_slices or any(p is None for p in paths) or any(
+            str(p).endswith((".nii", ".nii.gz")) for p in paths):
+        raise SessionError("DICOM SEG needs a study loaded from DICOM files (it references "
+                           "them); this study has no DICOM source per slice. Export NIfTI "
+                           "instead.")
+    datasets = []
+    for z, (path, source) in enumerate(zip(paths, study.sources)):
+        try:
+            ds = pydicom.dcmread(path, stop_before_pixels=True)
+        except (OSError, pydicom.errors.InvalidDicomError) as exc:
+            raise SessionError(f"DICOM SEG needs the source files, but slice {z} ({path}) "
+                               f"cannot be read: {exc}. Reopen the study from its "
+                               "folder.") from exc
+        if source.sop_instance_uid and ds.get("SOPInstanceUID", "") != source.sop_instance_uid:
+            raise SessionError(f"{path} is no longer the file slice {z} was loaded from; "
+                               "reload the study before exporting.")
+        if (ds.get("Rows"), ds.get("Columns")) != tuple(study.shape[1:]):
+            raise SessionError(f"{path} has another image size than the study")
+        if "SpecificCharacterSet" in ds and not ds.SpecificCharacterSet:
+            del ds.SpecificCharacterSet  # empty means the default repertoire; highdicom rejects ''
+        if not ds.get("SOPClassUID", ""):  # empty in the Siemens files; the meta header has it
+            ds.SOPClassUID = ds.file_meta.get("MediaStorageSOPClassUID") or CTImageStorage
+        datasets.append(ds)
+    return datasets
+
+
+def _fill_missing_uids(datasets, generate: bool) -> list[str]:
+    """Give datasets deterministic UIDs where they are empty; return what was filled."""
+    from pydicom.uid import generate_uid
+
+    empty = sorted({f for ds in datasets for f in _UID_FIELDS if not ds.get(f, "")})
+    if not empty:
+        return []
+    if not generate:
+        raise SessionError(
+            f"The source series has empty {', '.join(empty)}; a DICOM SEG must reference "
+            "its source images by these UIDs. Export NIfTI instead, or call "
+            "export_dicom_seg(..., generate_missing_uids=True) to make up UIDs (the SEG then "
+            "matches its images only by position, not by reference).")
+    seed = "|".join(f"{ds.get('InstanceNumber', '')}:{ds.get('ImagePositionPatient', '')}"
+                    for ds in datasets)
+    shared = {f: generate_uid(entropy_srcs=[seed, f]) for f in _UID_FIELDS[1:]}
+    for i, ds in enumerate(datasets):
+        for field in empty:
+            if field == "SOPInstanceUID":
+                ds.SOPInstanceUID = generate_uid(entropy_srcs=[seed, field, str(i)])
+            else:
+                setattr(ds, field, shared[field])
+    return empty
+
+
+def export_dicom_seg(path, labels: np.ndarray, study: Study, *,
+                     segmentation_type: str = "BINARY",
+                     generate_missing_uids: bool = False) -> Path:
+    """Write the labels as a DICOM Segmentation (highdicom) referencing the source series.
+
+    One segment per label present: liver (SCT 10200004) and spleen (SCT 78961009)
+    under the category Anatomical Structure, other labels as Organ. Frames without
+    any label are omitted. The write is atomic.
+
+    Parameters
+    ----------
+    path : path of the .dcm file to write
+    labels : ndarray (slices, rows, columns)
+    study : Study loaded from DICOM; its source files must still exist.
+    segmentation_type : "BINARY" (read by every SEG viewer) or "LABELMAP" (DICOM 2024).
+    generate_missing_uids : bool
+        Source files with empty SOP/Series/Study/Frame-of-Reference UIDs cannot be
+        referenced. False (default) raises SessionError; True makes up deterministic
+        UIDs for them and warns (UserWarning): the SEG then matches the images by
+        position only.
+
+    Raises
+    ------
+    SessionError
+        NIfTI study, source files missing or changed, empty UIDs, nothing labelled.
+    """
+    import highdicom as hd
+    from pydicom.uid import generate_uid
+
+    from . import __version__
+
+    labels = _check_labels(labels, study)
+    present = [int(v) for v in np.flatnonzero(np.bincount(labels.ravel(), minlength=256)) if v]
+    if not present:
+        raise SessionError("Nothing is labelled; a DICOM SEG needs at least one organ.")
+    datasets = _read_sources(study)
+    filled = _fill_missing_uids(datasets, generate_missing_uids)
+    if filled:
+        warnings.warn(f"The source series has empty {', '.join(filled)}; the DICOM SEG "
+                      "references made-up UIDs and matches its images by position only.",
+                      UserWarning, stacklevel=2)
+    lut = np.zeros(256, np.uint8)
+    lut[present] = np.arange(1, len(present) + 1)
+    with warnings.catch_warnings():
+        # highdicom re-checks the source's PatientName and warns about one-part names.
+        warnings.filterwarnings("ignore", message=".*intended person name")
+        seg = hd.seg.Segmentation(
+            source_images=datasets,
+            pixel_array=lut[labels],
+            segmentation_type=segmentation_type,
+            segment_descriptions=[_segment_description(i + 1, v) for i, v in enumerate(present)],
+            series_instance_uid=generate_uid(),
+            series_number=900,
+            sop_instance_uid=generate_uid(),
+            instance_number=1,
+            manufacturer="radipop-widgets",
+            manufacturer_model_name="radipop-widgets",
+            software_versions=__version__,
+            device_serial_number="0",
+            series_description="radipop-widgets liver/spleen",
+        )
+    buffer = io.BytesIO()
+    seg.save_as(buffer)
+    return atomic_write_bytes(path, buffer.getvalue())
