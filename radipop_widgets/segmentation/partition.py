@@ -26,6 +26,7 @@ class PartitionParams:
         them is thinner than this fraction of the smaller basin's inner radius.
     min_peak_mm : distance maxima lower than this above their surroundings do not
         seed their own basin.
+    work_mm : region finding runs on pixels of about this size (see :func:`partition`).
     thin_mm, thin_keep_mm2 : parts thinner than ``2 * thin_mm`` and larger than
         ``thin_keep_mm2`` are regions of their own (see :func:`split_regions`).
     """
@@ -40,6 +41,7 @@ class PartitionParams:
     min_peak_mm: float = 3.0
     thin_mm: float = 4.0
     thin_keep_mm2: float = 150.0
+    work_mm: float = 1.5
 
 
 DEFAULT_PARAMS = PartitionParams()
@@ -53,12 +55,17 @@ def _disk(radius_px: float) -> np.ndarray:
     return x * x + y * y <= radius_px * radius_px + 1e-9
 
 
-def foreground(hu_slice: np.ndarray, thresholds: Thresholds, *, pixel_mm: float,
-               params: PartitionParams = DEFAULT_PARAMS) -> np.ndarray:
-    """Organ-candidate mask of one slice: the thresholding and morphology stages."""
+def smooth_slice(hu_slice: np.ndarray, *, pixel_mm: float,
+                 params: PartitionParams = DEFAULT_PARAMS) -> np.ndarray:
+    """Gaussian-smoothed float32 slice (sigma ``params.smooth_mm``)."""
     hu = np.asarray(hu_slice, dtype=np.float32)
     sigma = params.smooth_mm / pixel_mm
-    smooth = ndimage.gaussian_filter(hu, sigma, truncate=2.5) if sigma >= 0.3 else hu
+    return ndimage.gaussian_filter(hu, sigma, truncate=2.5) if sigma >= 0.3 else hu
+
+
+def foreground(smooth: np.ndarray, thresholds: Thresholds, *, pixel_mm: float,
+               params: PartitionParams = DEFAULT_PARAMS) -> np.ndarray:
+    """Organ-candidate mask of a smoothed slice: the thresholding and morphology stages."""
     bone = smooth > thresholds.bone
     if bone.any() and params.bone_margin_mm / pixel_mm >= 1:
         bone = ndimage.binary_dilation(bone, _disk(params.bone_margin_mm / pixel_mm))
@@ -202,10 +209,33 @@ def _basin_borders(basins: np.ndarray, dist: np.ndarray):
     return list(zip((uniq // m).tolist(), (uniq % m).tolist())), neck.tolist()
 
 
+def working_factor(pixel_mm: float, params: PartitionParams = DEFAULT_PARAMS) -> int:
+    """Integer downsampling so the region finding works on pixels of about ``work_mm``."""
+    return max(1, int(round(params.work_mm / pixel_mm)))
+
+
+def _block_any(mask: np.ndarray, f: int) -> np.ndarray:
+    h, w = mask.shape
+    padded = np.zeros((-(-h // f) * f, -(-w // f) * f), bool)
+    padded[:h, :w] = mask
+    return padded.reshape(padded.shape[0] // f, f, -1, f).any(axis=(1, 3))
+
+
+def _block_mean(image: np.ndarray, f: int) -> np.ndarray:
+    h, w = image.shape
+    padded = np.pad(image, ((0, -h % f), (0, -w % f)), mode="edge")
+    return padded.reshape(padded.shape[0] // f, f, -1, f).mean(axis=(1, 3), dtype=np.float32)
+
+
 def partition(hu_slice: np.ndarray, thresholds: Thresholds, *, pixel_mm: float,
               barrier: np.ndarray | None = None,
               params: PartitionParams = DEFAULT_PARAMS) -> np.ndarray:
     """Candidate regions of one slice.
+
+    The slice is smoothed at full resolution; thresholds, morphology and region splitting
+    run on a grid of about ``params.work_mm`` pixels (2 x 2 blocks for 0.7-1 mm CT, full
+    resolution for 3 mm), and region outlines are then refined at full resolution by the
+    thresholds, so precision stays at the pixel while the slow steps run 4x faster.
 
     Parameters
     ----------
@@ -216,7 +246,7 @@ def partition(hu_slice: np.ndarray, thresholds: Thresholds, *, pixel_mm: float,
     pixel_mm : float
         In-plane pixel size; all sizes in ``params`` are in mm.
     barrier : bool ndarray, optional
-        Pixels that no region may contain or cross (user cuts).
+        Pixels that no region may contain or cross (user cuts, 4-connected lines).
     params : PartitionParams
         Smoothing, morphology and splitting sizes.
 
@@ -225,9 +255,31 @@ def partition(hu_slice: np.ndarray, thresholds: Thresholds, *, pixel_mm: float,
     ndarray of int32
         0 background, 1..n regions, each 4-connected.
     """
-    if pixel_mm <= 0 or not np.isfinite(pixel_mm):
+    if not (np.isfinite(pixel_mm) and pixel_mm > 0):
         raise ValueError(f"pixel_mm must be a positive number, got {pixel_mm!r}")
-    mask = foreground(hu_slice, thresholds, pixel_mm=pixel_mm, params=params)
+    smooth = smooth_slice(hu_slice, pixel_mm=pixel_mm, params=params)
+    f = working_factor(pixel_mm, params)
+    if f == 1:
+        mask = foreground(smooth, thresholds, pixel_mm=pixel_mm, params=params)
+        if barrier is not None:
+            mask &= ~barrier
+        return split_regions(mask, pixel_mm=pixel_mm, params=params)
+    h, w = smooth.shape
+    coarse = _block_mean(smooth, f)
+    mask_c = foreground(coarse, thresholds, pixel_mm=pixel_mm * f, params=params)
     if barrier is not None:
-        mask &= ~barrier
-    return split_regions(mask, pixel_mm=pixel_mm, params=params)
+        mask_c &= ~_block_any(barrier, f)
+    reg_c = split_regions(mask_c, pixel_mm=pixel_mm * f, params=params)
+    # outline pixels (coarse pixels next to another region or background) are decided
+    # at full resolution by the thresholds; their label is their own or a neighbour's
+    top = ndimage.maximum_filter(reg_c, size=3)
+    band_c = top != ndimage.minimum_filter(reg_c, size=3)
+    up = lambda a: np.repeat(np.repeat(a, f, 0), f, 1)[:h, :w]  # noqa: E731
+    regions = up(reg_c)
+    band = up(band_c)
+    ok = (smooth > thresholds.organ) & (smooth <= thresholds.vessel)
+    near = up(top)
+    regions[band] = np.where(ok[band], np.where(regions[band] > 0, regions[band], near[band]), 0)
+    if barrier is not None:
+        regions[barrier] = 0
+    return label_components(regions, connectivity=1, background=0).astype(np.int32)
