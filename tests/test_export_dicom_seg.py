@@ -9,7 +9,7 @@ import numpy as np
 import pydicom
 import pytest
 from _export_helpers import blob_labels, study_from_files, synthetic_study, write_ct_series
-from conftest import shared_case
+from realdata import shared_case
 
 from radipop_widgets.errors import SessionError
 from radipop_widgets.export import export_dicom_seg

@@ -8,7 +8,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 from _export_helpers import blob_labels, oblique_affine, synthetic_study
-from conftest import shared_case
+from realdata import shared_case
 
 from radipop_widgets.errors import MaskFileError, SessionError
 from radipop_widgets.export import (

@@ -24,9 +24,10 @@ from pydicom.uid import (
 
 from radipop_widgets.errors import MultipleSeriesError
 from radipop_widgets.io import load_study, scan_studies
+from radipop_widgets.io.phantom import phantom_study, write_phantom_series
 from radipop_widgets.study import METADATA_KEYS
 
-from conftest import shared_case
+from realdata import shared_case
 from dicom_factory import PATIENT, ct_slice, save, stored_values, write_ct_series
 
 LPS_FROM_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
@@ -239,6 +240,20 @@ def test_scan_studies_lists_series_and_nifti(tmp_path):
                    ("v.nii.gz", "nifti", "v.nii.gz", 6, None)]
     for e in entries:
         assert load_study(e.path, series=e.series_uid).n_slices == e.n_slices
+
+
+def test_phantom_series_loads_back_exactly(tmp_path):
+    kw = dict(shape=(6, 64, 64), pixel_mm=6.4, slice_mm=25.0)
+    write_phantom_series(tmp_path, **kw)
+    study = load_study(tmp_path)  # also holds reference_labels.npz: skipped, not DICOM
+    expected, labels = phantom_study(**kw)
+    np.testing.assert_array_equal(study.hu, expected.hu)
+    np.testing.assert_array_equal(np.load(tmp_path / "reference_labels.npz")["labels"], labels)
+    np.testing.assert_allclose(study.affine, expected.affine, atol=1e-9)
+    assert study.spacing == pytest.approx(expected.spacing)
+    assert [s.instance_number for s in study.sources] == [6, 5, 4, 3, 2, 1]
+    assert study.metadata["PatientID"] == expected.metadata["PatientID"]
+    assert any("reference_labels.npz" in w for w in study.warnings)
 
 
 # --- the shared real CT ----------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from _export_helpers import blob_labels, study_from_files
-from conftest import shared_case
+from realdata import shared_case
 
 from radipop_widgets.measure import organ_measurements, volumes_ml
 
