@@ -43,6 +43,8 @@ def test_hu_order_spacing_affine_and_sources(tmp_path):
     paths, stored = write_ct_series(tmp_path / "a" / "b", n=6, rows=8, cols=10, step=2.5,
                                     origin=(-100, -120, -50), pixel_mm=(0.7, 0.8))
     (tmp_path / "notes.txt").write_text("not dicom")
+    (tmp_path / ".DS_Store").write_bytes(b"\0" * 10)
+    write_ct_series(tmp_path / ".trash", n=2, seed=3)
     study = load_study(tmp_path)
     np.testing.assert_array_equal(study.hu, stored.astype(np.int32) - 1024)
     assert study.hu.dtype == np.int16 and study.shape == (6, 8, 10)
@@ -62,6 +64,7 @@ def test_hu_order_spacing_affine_and_sources(tmp_path):
     assert study.metadata == {**PATIENT, "SliceThickness": "2.5"}
     assert set(study.metadata) == set(METADATA_KEYS)
     assert any("not a DICOM file" in w and "notes.txt" in w for w in study.warnings)
+    assert not any(".DS_Store" in w or ".trash" in w for w in study.warnings)
 
 
 def test_sorts_along_slice_normal_not_z(tmp_path):

@@ -76,7 +76,8 @@ def load_dicom(path, series=None, progress=None) -> Study:
     Parameters
     ----------
     path : str or Path
-        A folder of DICOM files (any names, sub-folders allowed) or one DICOM file.
+        A folder of DICOM files (any names, sub-folders allowed; hidden files and
+        folders are ignored) or one DICOM file.
     series : str, optional
         SeriesInstanceUID of the series to load (or the ``"no-uid/..."`` key that
         ``MultipleSeriesError`` lists for a series without UID).
@@ -88,7 +89,9 @@ def load_dicom(path, series=None, progress=None) -> Study:
     Study
     """
     path = Path(path)
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    files = [path] if path.is_file() else sorted(
+        p for p in path.rglob("*")
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts))
     headers, skipped = _read_headers(files)
     groups = _group_series(headers, skipped)
     if not groups:
