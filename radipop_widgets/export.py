@@ -322,6 +322,11 @@ def _segment_description(number: int, label: int):
     )
 
 
+_TYPE2_STUDY_ATTRIBUTES = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex",
+                           "StudyDate", "StudyTime", "StudyID", "AccessionNumber",
+                           "ReferringPhysicianName")
+
+
 def _read_sources(study: Study):
     import pydicom
     from pydicom.uid import CTImageStorage
@@ -347,6 +352,9 @@ def _read_sources(study: Study):
             raise SessionError(f"{path} has another image size than the study")
         if "SpecificCharacterSet" in ds and not ds.SpecificCharacterSet:
             del ds.SpecificCharacterSet  # empty means the default repertoire; highdicom rejects ''
+        for keyword in _TYPE2_STUDY_ATTRIBUTES:
+            if keyword not in ds:  # type 2: must be present in the SEG, may be empty
+                setattr(ds, keyword, "")
         if not ds.get("SOPClassUID", ""):  # empty in the Siemens files; the meta header has it
             ds.SOPClassUID = ds.file_meta.get("MediaStorageSOPClassUID") or CTImageStorage
         datasets.append(ds)

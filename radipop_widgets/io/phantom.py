@@ -239,6 +239,9 @@ def write_phantom_series(folder, shape=DEFAULT_SHAPE, pixel_mm=DEFAULT_PIXEL_MM,
         ds.Manufacturer = "radipop-widgets phantom"
         ds.SeriesDescription = "Abdomen phantom (synthetic)"
         ds.StudyDescription = "Synthetic abdominal CT"
+        ds.StudyDate, ds.StudyTime = "20260101", "120000"
+        ds.AccessionNumber = ""
+        ds.ReferringPhysicianName = ""
         ds.SeriesNumber = 1
         # Instance numbers run head to feet, as many scanners write them.
         ds.InstanceNumber = n_slices - k
