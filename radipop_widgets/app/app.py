@@ -155,9 +155,9 @@ class App:
             options=[("Liver", LIVER), ("Spleen", SPLEEN), ("Other", OTHER)],
             tooltips=["Draw liver", "Draw spleen", "Draw other"], style={"button_width": "64px"})
         self.brush_slider = w.FloatSlider(self.brush_mm, min=1, max=30, step=0.5,
-                                          description="width (mm)", readout_format=".1f",
-                                          style={"description_width": "70px"},
-                                          layout=w.Layout(width="260px"))
+                                          description="size mm", readout_format=".1f",
+                                          style={"description_width": "56px"},
+                                          layout=w.Layout(width="250px"))
         self.label_buttons = {}
         for text, label, colour, key in LABEL_BUTTONS:
             self.label_buttons[label] = _button(
@@ -234,7 +234,7 @@ class App:
                                   layout=w.Layout(width="360px"))
         self.output_root_text = w.HTML()
         self.save_button = _button("Save session", "Save labels and thresholds to the workspace",
-                                   "#c8e6c9", icon="save")
+                                   "#c8e6c9", "160px", icon="save")
         self.export_buttons = {
             "nifti": _button("NIfTI labels", "labels.nii.gz: 1 liver, 2 spleen, 3.. other"),
             "legacy": _button("Legacy per-slice", "One <i>.p mask file per slice, as RadiPOP wrote"),
@@ -262,7 +262,7 @@ class App:
         right = w.VBox([self.tabs, _heading("Messages"), self.messages.output],
                        layout=w.Layout(flex="1 1 auto", min_width="430px", max_width="760px"))
         body = w.HBox([left, right], layout=w.Layout(align_items="flex-start"))
-        self.widget = w.VBox([header, body], layout=w.Layout(padding="4px"))
+        self.widget = w.VBox([header, body], layout=w.Layout(padding="4px", max_width="1320px"))
         self.widget.add_class("radipop-app")
         # Stable CSS classes for the browser tests and benchmarks.
         named = {"undo": self.undo_button, "redo": self.redo_button, "tools": self.tool_buttons,
@@ -675,7 +675,7 @@ class App:
                               progress=progress)
         finally:
             self._progress_done()
-        self.extend_report.value = ("<pre style='font-size:11px;margin:0'>"
+        self.extend_report.value = ("<pre style='font-size:11px;line-height:1.3;margin:0'>"
                                     f"{html.escape(report.text())}</pre>")
         self.status(f"Extended the labels of slice {self.z} "
                     f"{'below' if below else 'above'}: see the report under the Extend buttons.")

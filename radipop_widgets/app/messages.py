@@ -27,6 +27,7 @@ class MessagePanel:
 
     def __init__(self):
         self.messages: list[tuple[str, str]] = []
+        self._stamps: list[str] = []
         self.output = widgets.Output(layout=widgets.Layout(
             height="92px", overflow="auto", border="1px solid #ccc", padding="0 4px"))
 
@@ -51,12 +52,12 @@ class MessagePanel:
 
     def _add(self, level: str, text: str) -> None:
         self.messages.insert(0, (level, text))
-        del self.messages[MAX_MESSAGES:]
-        stamp = time.strftime("%H:%M:%S")
+        self._stamps.insert(0, time.strftime("%H:%M:%S"))
+        del self.messages[MAX_MESSAGES:], self._stamps[MAX_MESSAGES:]
         rows = "".join(
             f'<div style="color:{_COLOURS[lvl]};font-size:12px;line-height:1.35">'
-            f'{stamp if i == 0 else ""} {html.escape(msg)}</div>'
-            for i, (lvl, msg) in enumerate(self.messages))
+            f'<span style="color:#888">{stamp}</span> {html.escape(msg)}</div>'
+            for stamp, (lvl, msg) in zip(self._stamps, self.messages))
         self.output.outputs = ({"output_type": "display_data",
                                 "data": {"text/html": rows, "text/plain": self.messages[0][1]},
                                 "metadata": {}},)
