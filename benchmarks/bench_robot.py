@@ -20,52 +20,19 @@ sys.path.insert(0, str(ROOT))
 SHARED_DATA = Path(os.environ.get("RADIPOP_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
 
-def _load_study(path):
-    """Load a study with ``radipop_widgets.load_study`` or, before it exists, minimally."""
-    try:
-        from radipop_widgets.io import load_study
-    except ImportError:
-        load_study = None
-    if load_study is not None:
-        return load_study(path)
-    from radipop_widgets.study import Study, affine_from_geometry
-    path = Path(path)
-    if path.name.endswith((".nii", ".nii.gz")):
-        import nibabel as nib
-        img = nib.load(str(path))
-        ct = np.asarray(img.dataobj)
-        hu = np.stack([ct[::-1, ::-1, k].T for k in range(ct.shape[2])]).astype(np.int16)
-        zooms = img.header.get_zooms()
-        spacing = (float(zooms[2]), float(zooms[1]), float(zooms[0]))
-        return Study(hu=hu, spacing=spacing, affine=np.diag([spacing[0], spacing[1],
-                                                             spacing[2], 1.0]), path=path)
-    import pydicom
-    from pydicom.pixels import apply_modality_lut
-    dss = [pydicom.dcmread(str(f)) for f in sorted(path.iterdir()) if f.is_file()]
-    dss.sort(key=lambda d: float(d.ImagePositionPatient[2]))
-    hu = np.stack([apply_modality_lut(d.pixel_array, d) for d in dss]).astype(np.int16)
-    z = [float(d.ImagePositionPatient[2]) for d in dss]
-    step = abs(z[1] - z[0]) if len(z) > 1 else float(dss[0].SliceThickness)
-    ps = [float(v) for v in dss[0].PixelSpacing]
-    spacing = (step, ps[0], ps[1])
-    iop = [float(v) for v in dss[0].ImageOrientationPatient]
-    affine = affine_from_geometry(dss[0].ImagePositionPatient, iop[:3], iop[3:],
-                                  np.cross(iop[:3], iop[3:]), spacing)
-    return Study(hu=hu, spacing=spacing, affine=affine, path=path)
-
-
 def load_case(name):
     """(Study, reference labels) of a shared case, or None when it is absent."""
+    from radipop_widgets.io import load_study
     folder = SHARED_DATA / name
     if not folder.exists():
         return None
     if name == "ct-abdomen-3mm":
         import nibabel as nib
-        study = _load_study(folder / "ct.nii.gz")
+        study = load_study(folder / "ct.nii.gz")
         ref = np.asarray(nib.load(str(folder / "reference_labels.nii.gz")).dataobj)
         ref = np.stack([ref[::-1, ::-1, k].T for k in range(ref.shape[2])]).astype(np.uint8)
     else:
-        study = _load_study(folder / "dicom")
+        study = load_study(folder / "dicom")
         ref = np.load(folder / "reference_labels.npz")["labels"]
     return study, ref
 
