@@ -486,14 +486,20 @@ class App:
             self._syncing = False
 
     def _session_changed(self, event: str, slices) -> None:
+        """Session listener: redraw the overlay first (the latency users feel), then the rest."""
         s = self.session
-        slices = tuple(slices) if slices else tuple(range(s.study.n_slices))
-        for z in slices:
-            if 0 <= z < len(self._present):
-                self._present[z] = (s.labels[z] == LIVER).any(), (s.labels[z] == SPLEEN).any()
+        n = s.study.n_slices
+        slices = tuple(z for z in slices if 0 <= z < n) if slices else tuple(range(n))
         if self.z in slices:
             self.render_overlay()
-            self._sync_threshold_sliders()
+            if event != "select":
+                self._sync_threshold_sliders()
+        if event in ("select", "thresholds", "cut"):      # labels unchanged
+            if event != "select":
+                self._update_status()
+            return
+        for z in slices:
+            self._present[z] = (s.labels[z] == LIVER).any(), (s.labels[z] == SPLEEN).any()
         self.render_strip()
         self._update_status()
 
