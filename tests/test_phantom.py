@@ -64,3 +64,17 @@ def test_written_series_is_valid_ct_with_hu_after_rescale(tmp_path):
     np.testing.assert_allclose(np.diff(z), SMALL["slice_mm"])
     labels = np.load(tmp_path / "reference_labels.npz")["labels"]
     assert labels.shape == SMALL["shape"]
+
+
+@pytest.mark.parametrize("phase, liver_range", [("native", (45, 70)), ("arterial", (60, 85)),
+                                                 ("portal", (95, 120))])
+def test_contrast_phases_change_organ_hu_not_anatomy(phase, liver_range):
+    hu, labels = make_phantom(**SMALL, phase=phase)
+    _, portal_labels = make_phantom(**SMALL)
+    np.testing.assert_array_equal(labels, portal_labels)
+    assert liver_range[0] < np.median(hu[labels == LIVER]) < liver_range[1]
+
+
+def test_unknown_phase_is_refused():
+    with pytest.raises(ValueError, match="phase must be one of"):
+        make_phantom(**SMALL, phase="delayed")

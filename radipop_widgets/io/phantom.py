@@ -37,11 +37,19 @@ PHANTOM_METADATA = {
     "ContentDate": "20260101",
 }
 
-# Hounsfield units of the tissues (portal-venous phase).
+# Hounsfield units of the tissues in the portal-venous phase ...
 HU = {
     "air": -1000, "fat": -100, "muscle": 50, "liver": 105, "spleen": 115,
     "portal_vein": 185, "kidney": 160, "aorta": 210, "ivc": 165, "bone": 700,
     "marrow": 250, "stomach_wall": 45, "stomach_fluid": 12, "bowel": 30,
+}
+# ... and what changes in the other contrast phases.
+PHASES = {
+    "portal": HU,
+    "native": {**HU, "liver": 58, "spleen": 47, "portal_vein": 40, "kidney": 32, "aorta": 42,
+               "ivc": 40, "stomach_wall": 38},
+    "arterial": {**HU, "liver": 72, "spleen": 125, "portal_vein": 130, "kidney": 210,
+                 "aorta": 320, "ivc": 70, "stomach_wall": 60},
 }
 
 
@@ -62,71 +70,71 @@ def _tube(x, y, z, start, end, radius):
     return distance2 < radius ** 2
 
 
-def _slice_tissues(x, y, z):
+def _slice_tissues(x, y, z, tissue_hu):
     """Tissue HU and organ labels of one axial slice at height ``z`` (mm)."""
-    hu = np.full(x.shape, HU["air"], np.float32)
+    hu = np.full(x.shape, tissue_hu["air"], np.float32)
     labels = np.zeros(x.shape, np.uint8)
 
     body = (x / 165.0) ** 2 + (y / 118.0) ** 2 < 1
-    hu[body] = HU["fat"]
+    hu[body] = tissue_hu["fat"]
     muscle_wall = ((x / 150.0) ** 2 + (y / 104.0) ** 2 < 1) & ~((x / 140.0) ** 2 + (y / 94.0) ** 2 < 1)
-    hu[muscle_wall] = HU["muscle"]
+    hu[muscle_wall] = tissue_hu["muscle"]
     # Paraspinal and psoas muscles.
     for cx in (-35.0, 35.0):
-        hu[((x - cx) / 24.0) ** 2 + ((y - 92.0) / 16.0) ** 2 < 1] = HU["muscle"]
-        hu[((x - cx * 1.3) / 15.0) ** 2 + ((y - 62.0) / 14.0) ** 2 < 1] = HU["muscle"]
+        hu[((x - cx) / 24.0) ** 2 + ((y - 92.0) / 16.0) ** 2 < 1] = tissue_hu["muscle"]
+        hu[((x - cx * 1.3) / 15.0) ** 2 + ((y - 62.0) / 14.0) ** 2 < 1] = tissue_hu["muscle"]
 
     # Liver: right lobe plus a left lobe reaching across the midline anteriorly.
     liver = (_ellipsoid(x, y, z, (-62, -8, 95), (82, 72, 70)) < 1) | (
         _ellipsoid(x, y, z, (8, -52, 110), (62, 30, 45)) < 1)
     liver &= (x / 138.0) ** 2 + (y / 92.0) ** 2 < 1
-    hu[liver] = HU["liver"]
+    hu[liver] = tissue_hu["liver"]
     labels[liver] = LIVER
     vessels = (_tube(x, y, z, (-20, 15, 60), (-70, -20, 140), 7.0)
                | _tube(x, y, z, (-55, -5, 105), (-105, -35, 80), 4.0)
                | _tube(x, y, z, (-45, 0, 120), (10, -55, 125), 4.0))
-    hu[liver & vessels] = HU["portal_vein"]
+    hu[liver & vessels] = tissue_hu["portal_vein"]
 
     spleen = _ellipsoid(x, y, z, (92, 40, 100), (30, 48, 42)) < 1
-    hu[spleen] = HU["spleen"]
+    hu[spleen] = tissue_hu["spleen"]
     labels[spleen] = SPLEEN
 
     stomach = _ellipsoid(x, y, z, (45, -35, 105), (38, 28, 40)) < 1
     stomach_lumen = _ellipsoid(x, y, z, (45, -35, 105), (32, 22, 34)) < 1
-    hu[stomach] = HU["stomach_wall"]
-    hu[stomach_lumen] = np.where(y[stomach_lumen] < -38, HU["air"], HU["stomach_fluid"])
+    hu[stomach] = tissue_hu["stomach_wall"]
+    hu[stomach_lumen] = np.where(y[stomach_lumen] < -38, tissue_hu["air"], tissue_hu["stomach_fluid"])
     labels[stomach] = 0
 
     for cx in (-62.0, 62.0):
         kidney = _ellipsoid(x, y, z, (cx, 58, 45), (24, 18, 45)) < 1
-        hu[kidney] = HU["kidney"]
+        hu[kidney] = tissue_hu["kidney"]
         labels[kidney] = 0
 
     for name, cx, cy, radius in (("aorta", 16.0, 52.0, 12.0), ("ivc", -24.0, 42.0, 11.0)):
         vessel = (x - cx) ** 2 + (y - cy) ** 2 < radius ** 2
-        hu[vessel] = HU[name]
+        hu[vessel] = tissue_hu[name]
         labels[vessel] = 0
 
     bowel = body & (z < 55) & ((np.sin(x / 11.0) * np.sin(y / 9.0 + z / 17.0)) > 0.55) & (
         (x / 120.0) ** 2 + ((y + 20) / 70.0) ** 2 < 1)
-    hu[bowel & (labels == 0)] = HU["bowel"]
+    hu[bowel & (labels == 0)] = tissue_hu["bowel"]
 
     vertebra = (x / 21.0) ** 2 + ((y - 82.0) / 18.0) ** 2 < 1
-    hu[vertebra] = HU["bone"]
-    hu[(x / 16.0) ** 2 + ((y - 82.0) / 13.0) ** 2 < 1] = HU["marrow"]
-    hu[(np.abs(x) < 6) & (y > 98) & (y < 118)] = HU["bone"]
+    hu[vertebra] = tissue_hu["bone"]
+    hu[(x / 16.0) ** 2 + ((y - 82.0) / 13.0) ** 2 < 1] = tissue_hu["marrow"]
+    hu[(np.abs(x) < 6) & (y > 98) & (y < 118)] = tissue_hu["bone"]
     # Ribs: short arcs under the muscle wall, present on every other 20 mm band.
     if int(z // 20) % 2 == 0:
         angle = np.arctan2(y, x)
         ring = ((x / 146.0) ** 2 + (y / 100.0) ** 2 < 1) & ~((x / 138.0) ** 2 + (y / 93.0) ** 2 < 1)
         rib_angles = np.deg2rad([-150, -120, -60, -30, 20, 160])
         for rib_angle in rib_angles:
-            hu[ring & (np.abs(np.angle(np.exp(1j * (angle - rib_angle)))) < 0.09)] = HU["bone"]
+            hu[ring & (np.abs(np.angle(np.exp(1j * (angle - rib_angle)))) < 0.09)] = tissue_hu["bone"]
     return hu, labels
 
 
 def make_phantom(shape=DEFAULT_SHAPE, pixel_mm=DEFAULT_PIXEL_MM, slice_mm=DEFAULT_SLICE_MM,
-                 seed=0):
+                 seed=0, phase="portal"):
     """Synthesise the abdominal CT phantom.
 
     Parameters
@@ -137,6 +145,8 @@ def make_phantom(shape=DEFAULT_SHAPE, pixel_mm=DEFAULT_PIXEL_MM, slice_mm=DEFAUL
         In-plane pixel spacing and slice step in mm.
     seed : int
         Seed of the image noise; the same seed gives the same volume.
+    phase : {"portal", "native", "arterial"}
+        Contrast phase: sets the HU of the organs and vessels (see ``PHASES``).
 
     Returns
     -------
@@ -151,6 +161,8 @@ def make_phantom(shape=DEFAULT_SHAPE, pixel_mm=DEFAULT_PIXEL_MM, slice_mm=DEFAUL
     >>> hu.dtype, sorted(np.unique(labels).tolist())
     (dtype('int16'), [0, 1, 2])
     """
+    if phase not in PHASES:
+        raise ValueError(f"phase must be one of {sorted(PHASES)}, got {phase!r}")
     n_slices, rows, cols = shape
     rng = np.random.default_rng(seed)
     y = (np.arange(rows, dtype=np.float32) - (rows - 1) / 2.0) * pixel_mm
@@ -163,7 +175,7 @@ def make_phantom(shape=DEFAULT_SHAPE, pixel_mm=DEFAULT_PIXEL_MM, slice_mm=DEFAUL
     labels = np.empty(shape, np.uint8)
     blur = 0.5 * 0.8 / pixel_mm
     for k, z in enumerate(z_positions):
-        tissue, labels[k] = _slice_tissues(x, y, float(z))
+        tissue, labels[k] = _slice_tissues(x, y, float(z), PHASES[phase])
         tissue = ndimage.gaussian_filter(tissue, blur) if blur > 0.1 else tissue
         tissue += rng.normal(0.0, 12.0, tissue.shape).astype(np.float32)
         hu[k] = np.clip(np.rint(tissue), -1024, 3071)
@@ -179,7 +191,7 @@ def _phantom_geometry(shape, pixel_mm, slice_mm):
 
 
 def phantom_study(shape=DEFAULT_SHAPE, pixel_mm=DEFAULT_PIXEL_MM, slice_mm=DEFAULT_SLICE_MM,
-                  seed=0):
+                  seed=0, phase="portal"):
     """The phantom as an in-memory :class:`Study` and its labels (no files written).
 
     Returns
@@ -187,10 +199,10 @@ def phantom_study(shape=DEFAULT_SHAPE, pixel_mm=DEFAULT_PIXEL_MM, slice_mm=DEFAU
     study : Study
     labels : ndarray of uint8
     """
-    hu, labels = make_phantom(shape, pixel_mm, slice_mm, seed)
+    hu, labels = make_phantom(shape, pixel_mm, slice_mm, seed, phase)
     spacing, affine = _phantom_geometry(shape, pixel_mm, slice_mm)
     metadata = {key: PHANTOM_METADATA.get(key) for key in METADATA_KEYS}
-    study = Study(hu=hu, spacing=spacing, affine=affine, series_description="Abdomen phantom",
+    study = Study(hu=hu, spacing=spacing, affine=affine, series_description=f"Abdomen phantom ({phase})",
                   modality="CT", metadata=metadata)
     return study, labels
 
