@@ -7,6 +7,7 @@ library; ``App`` is imported lazily so ``import radipop_widgets`` stays light.
 from .errors import (
     DecodeError,
     DuplicateSliceError,
+    HURangeError,
     InconsistentSlicesError,
     MaskFileError,
     MissingSliceError,
