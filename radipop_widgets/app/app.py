@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import math
+import re
 from pathlib import Path
 
 import ipywidgets as widgets
@@ -27,6 +28,7 @@ LABEL_BUTTONS = (("Liver", LIVER, "#e57373", "1"), ("Spleen", SPLEEN, "#7fa6ff",
                  ("Other", OTHER, "#ffe36e", "3"), ("Remove label", BACKGROUND, "#e0e0e0", "0"))
 THRESHOLD_RANGES = {"bone": (100, 1500), "vessel": (50, 600), "organ": (-100, 300)}
 MAX_KEY_LENGTH = 16
+WHEEL_STEP = 50  # wheel delta (pixels) per slice: one mouse-wheel notch, several trackpad events
 
 SHORTCUTS = (
     ("↑ / ↓, Page Up / Page Down, mouse wheel", "next / previous slice"),
@@ -95,6 +97,7 @@ class App:
         self.brush_label = LIVER
         self.brush_mm = 5.0
         self.entries = []
+        self._wheel = 0.0
         self._syncing = False
         self._present = np.zeros((1, 2), bool)
         self.messages = MessagePanel()
@@ -418,6 +421,8 @@ class App:
         self.suggested_text.value = (f"<small>suggested: bone {suggested.bone:g}, vessel "
                                      f"{suggested.vessel:g}, organ {suggested.organ:g}</small>")
         self._show_metadata(study)
+        self.output_text.value = re.sub(r"[^A-Za-z0-9._-]+", "_",
+                                        study.series_description or study.name).strip("._") or "study"
         self.title.value = (f"<b style='font-size:15px'>RadiPOP</b> &nbsp; "
                             f"{html.escape(study.series_description or study.name)} "
                             f"<small>({n} × {rows} × {cols})</small>")
@@ -537,8 +542,12 @@ class App:
     def wheel(self, dx, dy) -> None:
         """Mouse wheel over the image: up = next slice (towards the head), down = previous."""
         dy = to_number(dy)
-        if dy:
-            self.step_slice(-1 if dy > 0 else 1)
+        if not dy:
+            return
+        self._wheel = min(max(self._wheel + dy, -WHEEL_STEP), WHEEL_STEP)
+        if abs(self._wheel) >= WHEEL_STEP:
+            self.step_slice(-1 if self._wheel > 0 else 1)
+            self._wheel = 0.0
 
     # ---------------------------------------------------------------- window
     def set_window_preset(self, name) -> None:
