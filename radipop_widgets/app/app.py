@@ -141,7 +141,7 @@ class App:
                                         style={"description_width": "40px"})
         self.slice_text = w.BoundedIntText(0, min=0, max=0, layout=w.Layout(width="70px"))
         self.slice_total = w.HTML(layout=w.Layout(width="44px", margin="0 0 0 4px"))
-        slice_row = w.HBox([self.slice_slider, self.slice_text, self.slice_total],
+        self._slice_row = slice_row = w.HBox([self.slice_slider, self.slice_text, self.slice_total],
                            layout=w.Layout(width=self.viewer.canvas.layout.width,
                                            align_items="center"))
         image = w.Box([self.viewer.canvas], layout=w.Layout(border="1px solid #444",
@@ -265,7 +265,11 @@ class App:
         right = w.VBox([self.tabs, _heading("Messages"), self.messages.output],
                        layout=w.Layout(flex="1 1 auto", min_width="430px", max_width="760px"))
         body = w.HBox([left, right], layout=w.Layout(align_items="flex-start"))
-        self.widget = w.VBox([header, body], layout=w.Layout(padding="4px", max_width="1320px"))
+        # Enlarged small images keep sharp pixels (labels are per pixel).
+        style = w.HTML("<style>.radipop-image canvas, canvas.radipop-image "
+                       "{image-rendering: pixelated}</style>")
+        self.widget = w.VBox([style, header, body],
+                             layout=w.Layout(padding="4px", max_width="1320px"))
         self.widget.add_class("radipop-app")
         # Stable CSS classes for the browser tests and benchmarks.
         named = {"undo": self.undo_button, "redo": self.redo_button, "tools": self.tool_buttons,
@@ -407,6 +411,7 @@ class App:
         session.add_listener(guarded(self.messages, "Updating the display")(self._session_changed))
         n, rows, cols = study.shape
         self.viewer.resize(rows, cols)
+        self._slice_row.layout.width = self.viewer.canvas.layout.width
         self._syncing = True
         try:
             for control in (self.slice_slider, self.slice_text):
@@ -426,6 +431,8 @@ class App:
         self.title.value = (f"<b style='font-size:15px'>RadiPOP</b> &nbsp; "
                             f"{html.escape(study.series_description or study.name)} "
                             f"<small>({n} × {rows} × {cols})</small>")
+        self.status(f"Opened {study.series_description or study.name}: {n} slices of "
+                    f"{rows} x {cols}.")
         for warning in study.warnings[:5]:
             self.messages.warning(warning)
         self.set_slice(self._start_slice(), force=True)

@@ -14,7 +14,7 @@ from PIL import Image
 
 CT, OVERLAY, INTERACTION = 0, 1, 2
 STRIP_HEIGHT = 18
-MAX_DISPLAY = 640  # larger images are scaled down by the browser; the mapping stays exact
+MIN_DISPLAY, MAX_DISPLAY = 512, 640  # display size range of the image, in screen pixels
 
 
 def palette_png(index: np.ndarray, palette: np.ndarray) -> bytes:
@@ -66,7 +66,10 @@ class Viewer:
 
     def resize(self, rows: int, cols: int) -> None:
         self.canvas.width, self.canvas.height = int(cols), int(rows)
-        scale = min(1.0, MAX_DISPLAY / max(rows, cols))
+        # 1:1 when it fits; small images are enlarged by an integer factor, large ones
+        # shrunk; ipycanvas maps mouse positions back to image pixels either way.
+        scale = max(1, MIN_DISPLAY // max(rows, cols)) if max(rows, cols) <= MAX_DISPLAY \
+            else MAX_DISPLAY / max(rows, cols)
         self.canvas.layout = widgets.Layout(
             width=f"{round(cols * scale)}px", height=f"{round(rows * scale)}px",
             min_width=f"{round(cols * scale)}px")
