@@ -27,7 +27,11 @@ class ExtendParams:
     min_cover : the organ ended when the new label covers less than this fraction of the
         previous slice's label.
     min_area_mm2 : the organ ended when less than this area is left.
-    max_jump_mm : the centroid moving more than this between slices is a jump: stop.
+    max_jump_mm, max_jump_radius : the centroid moving more than ``max_jump_mm`` and
+        more than ``max_jump_radius`` times the previous label's equivalent radius
+        (``sqrt(area / pi)``) between slices is a jump: stop. The relative part lets a
+        large organ gain a lobe (the liver's left lobe joining on a 3 mm study moves the
+        centre by a third of its radius) while a small label still may not wander off.
     taper, regrow : once the label has shrunk below ``taper`` times its starting area,
         growing again by more than ``regrow`` times the smallest area seen (and more than
         ``min_area_mm2``) is another structure taking over: stop (leak).
@@ -40,6 +44,7 @@ class ExtendParams:
     min_cover: float = 0.2
     min_area_mm2: float = 20.0
     max_jump_mm: float = 25.0
+    max_jump_radius: float = 0.5
     taper: float = 0.5
     regrow: float = 1.3
 
@@ -142,8 +147,10 @@ def carry(source: np.ndarray, regions: np.ndarray, free: np.ndarray, *, pixel_mm
                                f"{params.margin_mm:g} mm of the previous outline")
     jump = np.hypot(*(np.mean(np.nonzero(mask), axis=1)
                       - np.mean(np.nonzero(source), axis=1))) * pixel_mm
-    if jump > params.max_jump_mm:
-        return empty, "jump", f"jump: the centre moved {jump:.0f} mm"
+    radius = np.sqrt(n_src * px2 / np.pi)
+    if jump > max(params.max_jump_mm, params.max_jump_radius * radius):
+        return empty, "jump", (f"jump: the centre moved {jump:.0f} mm (the label's radius is "
+                               f"{radius:.0f} mm)")
     reason = f"{cover:.0%} overlap, area x{area / n_src:.2f}"
     if clipped:
         reason += f", clipped to {params.margin_mm:g} mm around the previous outline (merged region)"
