@@ -70,6 +70,7 @@ class Session:
             Thresholds(*thresholds))
         self._thresholds = np.tile(np.asarray(start, float), (study.n_slices, 1))
         self._cuts: dict[int, list[np.ndarray]] = {}
+        self._barriers: dict[int, np.ndarray] = {}   # rasterised cuts of a slice
         self._regions: OrderedDict[int, np.ndarray] = OrderedDict()
         self._selection: tuple[int, int] | None = None
         self._history = History(max(100, int(history_depth)))
@@ -157,18 +158,34 @@ class Session:
         if cached is not None:
             self._regions.move_to_end(z)
             return cached
-        barrier = None
-        if self._cuts.get(z):
-            barrier = np.zeros(self.study.shape[1:], bool)
-            for line in self._cuts[z]:
-                barrier |= line_mask(line, barrier.shape)
         regions = partition(self.study.hu[z], self.thresholds(z), pixel_mm=self.pixel_mm,
-                            barrier=barrier, params=self.partition_params)
+                            barrier=self._barrier(z), params=self.partition_params)
         regions.setflags(write=False)
         self._regions[z] = regions
         while len(self._regions) > REGION_CACHE_SLICES:
             self._regions.popitem(last=False)
         return regions
+
+    def _barrier(self, z: int) -> np.ndarray | None:
+        """The cut lines of slice ``z`` as one mask (cached; None without cuts)."""
+        if not self._cuts.get(z):
+            return None
+        barrier = self._barriers.get(z)
+        if barrier is None:
+            barrier = np.zeros(self.study.shape[1:], bool)
+            for line in self._cuts[z]:
+                barrier |= line_mask(line, barrier.shape)
+            self._barriers[z] = barrier
+        return barrier
+
+    def _set_cuts(self, z: int, lines: list, added=None) -> None:
+        """Replace the cuts of slice ``z``; ``added`` (one new line) updates the cached
+        mask instead of redrawing every line."""
+        cached = self._barriers.pop(z, None)
+        self._cuts[z] = list(lines)
+        if added is not None and cached is not None:
+            self._barriers[z] = cached | line_mask(added, cached.shape)
+        self._regions_changed([z])
 
     def compute_regions(self, slices=None, progress: Callable[[int, int], None] | None = None):
         """Compute (warm) the candidate regions of ``slices`` (None = all), with progress."""
@@ -280,8 +297,7 @@ class Session:
         old = list(self._cuts.get(z, []))
         step = Step("cut")
         step.cuts[z] = (old, old + [pts])
-        self._cuts[z] = old + [pts]
-        self._regions_changed([z])
+        self._set_cuts(z, old + [pts], added=pts)
         self._commit(step, f"cut on slice {z}")
         return True
 
@@ -298,8 +314,7 @@ class Session:
             return False
         step = Step("cut")
         step.cuts[z] = (list(old), [])
-        self._cuts[z] = []
-        self._regions_changed([z])
+        self._set_cuts(z, [])
         self._commit(step, f"cuts removed on slice {z}")
         return True
 
@@ -410,8 +425,8 @@ class Session:
         for z, (old, new) in step.thresholds.items():
             self._thresholds[z] = old if undo else new
         for z, (old, new) in step.cuts.items():
-            self._cuts[z] = list(old if undo else new)
-        self._regions_changed(list(step.thresholds) + list(step.cuts))
+            self._set_cuts(z, old if undo else new)
+        self._regions_changed(list(step.thresholds))
 
     def undo(self) -> bool:
         """Undo the last edit; False when there is nothing to undo."""
@@ -489,6 +504,7 @@ class Session:
         except (TypeError, ValueError, AttributeError) as exc:
             raise SessionError(f"the saved session state is damaged ({exc})") from None
         self._cuts = {z: v for z, v in cuts.items() if 0 <= z < self.study.n_slices}
+        self._barriers.clear()
         self._regions.clear()
 
     def save(self, folder=None) -> Path:

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from radipop_widgets.segmentation import Thresholds, partition, suggest_thresholds
-from radipop_widgets.segmentation.partition import PartitionParams
+from radipop_widgets.segmentation.partition import DEFAULT_PARAMS, PartitionParams
 
 T = Thresholds(bone=300, vessel=150, organ=50)
 RAW = PartitionParams(smooth_mm=0, bone_margin_mm=0, hole_mm2=0, small_mm2=0, closing_mm=0)
@@ -94,3 +94,21 @@ def test_suggest_follows_contrast_phase():
 def test_suggest_refuses_no_soft_tissue():
     with pytest.raises(ValueError, match="set them by hand"):
         suggest_thresholds(np.full((2, 16, 16), -1000, np.int16))
+
+
+def test_cropping_to_the_candidates_changes_nothing():
+    # partition works in the box of the pixels above a threshold (plus a margin);
+    # the result equals the computation on the whole image, at every pixel size
+    from radipop_widgets.segmentation.partition import _partition_box
+    rng = np.random.default_rng(1)
+    hu = np.full((200, 210), -1000.0)
+    hu[60:150, 50:170] = -100
+    hu[65:120, 53:100] = 100
+    hu[100:148, 105:168] = 80
+    hu[100:105, 70:80] = 400                                  # bone inside
+    hu = (hu + rng.normal(0, 15, hu.shape)).astype(np.int16)
+    for pixel_mm in (0.7, 1.0, 3.0):
+        cropped = partition(hu, T, pixel_mm=pixel_mm)
+        whole = _partition_box(hu, T, pixel_mm=pixel_mm, barrier=None, params=DEFAULT_PARAMS)
+        assert cropped.max() >= 2
+        assert (cropped == whole).all()

@@ -144,3 +144,23 @@ def test_bad_arguments_raise_clear_errors(s):
         s.regions(-1)
     with pytest.raises(SessionError, match="at most"):
         s.cut(2, np.zeros((20_000, 2)))
+
+
+def test_cut_mask_cache_follows_undo_redo_and_clear(s):
+    fresh = Session(make_study(), thresholds=T)
+    lines = [[(11, 11), (41, 31)], [(25, 5), (25, 60)], [(5, 20), (50, 20)]]
+    for line in lines:
+        s.cut(2, line)
+        s.regions(2)                       # the cached mask is updated, not redrawn
+    for line in lines:
+        fresh.cut(2, line)
+    assert (s.regions(2) == fresh.regions(2)).all()
+    s.undo()                               # the third cut is gone from the regions too
+    fresh.undo()
+    assert (s.regions(2) == fresh.regions(2)).all()
+    assert s.regions(2)[30, 20] > 0        # on the undone third line: a region again
+    s.redo()
+    assert s.regions(2)[30, 20] == 0
+    s.clear_cuts(2)
+    plain = Session(make_study(), thresholds=T)
+    assert (s.regions(2) == plain.regions(2)).all()

@@ -257,6 +257,42 @@ def partition(hu_slice: np.ndarray, thresholds: Thresholds, *, pixel_mm: float,
     """
     if not (np.isfinite(pixel_mm) and pixel_mm > 0):
         raise ValueError(f"pixel_mm must be a positive number, got {pixel_mm!r}")
+    hu_slice = np.asarray(hu_slice)
+    box = _candidate_box(hu_slice, thresholds, pixel_mm=pixel_mm, params=params)
+    out = np.zeros(hu_slice.shape, np.int32)
+    if box is None:
+        return out
+    out[box] = _partition_box(hu_slice[box], thresholds, pixel_mm=pixel_mm,
+                              barrier=None if barrier is None else barrier[box], params=params)
+    return out
+
+
+def _candidate_box(hu_slice: np.ndarray, thresholds: Thresholds, *, pixel_mm: float,
+                   params: PartitionParams) -> tuple[slice, slice] | None:
+    """Bounding box of the pixels above the lowest threshold, with a margin.
+
+    Outside it nothing can become a region: a smoothed pixel is a weighted mean of raw
+    pixels, so it exceeds a threshold only within the smoothing reach of a raw pixel that
+    does. The margin covers twice that reach (the image edge mirrored by the filter) and
+    the morphology, and the box is aligned to the working grid, so the result is the same
+    as on the whole slice while the air around the body costs nothing.
+    """
+    above = hu_slice > min(thresholds)
+    rows = np.flatnonzero(above.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(above.any(axis=0))
+    f = working_factor(pixel_mm, params)
+    reach = 2.5 * params.smooth_mm / pixel_mm
+    pad = int(np.ceil(2 * reach + (params.closing_mm + params.bone_margin_mm) / pixel_mm)) + 2 * f
+    h, w = hu_slice.shape
+    r0, c0 = max(rows[0] - pad, 0) // f * f, max(cols[0] - pad, 0) // f * f
+    r1, c1 = min(rows[-1] + pad + 1, h), min(cols[-1] + pad + 1, w)
+    return slice(int(r0), int(r1)), slice(int(c0), int(c1))
+
+
+def _partition_box(hu_slice, thresholds, *, pixel_mm, barrier, params) -> np.ndarray:
+    """:func:`partition` of a crop that holds every candidate pixel."""
     smooth = smooth_slice(hu_slice, pixel_mm=pixel_mm, params=params)
     f = working_factor(pixel_mm, params)
     if f == 1:

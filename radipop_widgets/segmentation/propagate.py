@@ -82,18 +82,11 @@ class ExtendReport:
                          f" ({r.pixels} px) - {r.reason}" for r in self.rows)
 
 
-def _dilate(mask: np.ndarray, radius_px: float) -> np.ndarray:
-    if radius_px < 0.5:
-        return mask
-    rows, cols = np.nonzero(mask)
-    if rows.size == 0:
-        return mask
-    pad = int(np.ceil(radius_px)) + 1
-    r0, r1 = max(rows.min() - pad, 0), min(rows.max() + pad + 1, mask.shape[0])
-    c0, c1 = max(cols.min() - pad, 0), min(cols.max() + pad + 1, mask.shape[1])
-    out = np.zeros_like(mask)
-    out[r0:r1, c0:c1] = ndimage.distance_transform_edt(~mask[r0:r1, c0:c1]) <= radius_px
-    return out
+def _bbox(mask: np.ndarray, pad: int = 0) -> tuple[slice, slice]:
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    return (slice(max(int(rows[0]) - pad, 0), int(rows[-1]) + pad + 1),
+            slice(max(int(cols[0]) - pad, 0), int(cols[-1]) + pad + 1))
 
 
 def carry(source: np.ndarray, regions: np.ndarray, free: np.ndarray, *, pixel_mm: float,
@@ -117,10 +110,10 @@ def carry(source: np.ndarray, regions: np.ndarray, free: np.ndarray, *, pixel_mm
         ``status`` is ``"labelled"`` (``mask`` is the new label) or ``"ended"``, ``"leak"``,
         ``"jump"`` (``mask`` is empty and propagation stops).
     """
-    empty = np.zeros(source.shape, bool)
-    n_src = int(source.sum())
+    mask = np.zeros(source.shape, bool)
+    n_src = int(np.count_nonzero(source))
     if n_src == 0:
-        return empty, "ended", "no label on the previous slice"
+        return mask, "ended", "no label on the previous slice"
     n = int(regions.max()) + 1
     size = np.bincount(regions.ravel(), minlength=n)
     overlap = np.bincount(regions[source], minlength=n)
@@ -129,16 +122,35 @@ def carry(source: np.ndarray, regions: np.ndarray, free: np.ndarray, *, pixel_mm
     full = frac >= params.min_overlap
     partial = ~full & (overlap >= params.min_share * n_src)
     full[0] = partial[0] = False
-    near = _dilate(source, params.margin_mm / pixel_mm)
+    # everything happens inside the previous label's box (plus the margin) and the
+    # boxes of the regions taken whole
+    margin_px = params.margin_mm / pixel_mm
+    rs, cs = _bbox(source, int(np.ceil(margin_px)) + 1)
+    for obj in ndimage.find_objects(np.where(full[regions], regions, 0)):
+        if obj is not None:
+            rs = slice(min(rs.start, obj[0].start), max(rs.stop, obj[0].stop))
+            cs = slice(min(cs.start, obj[1].start), max(cs.stop, obj[1].stop))
+    box = (rs, cs)
+    found, status, reason = _carry_box(source[box], regions[box], free[box], full, partial,
+                                       n_src, pixel_mm=pixel_mm, params=params)
+    mask[box] = found
+    return mask, status, reason
+
+
+def _carry_box(source, regions, free, full, partial, n_src, *, pixel_mm, params):
+    """:func:`carry` inside a box holding every pixel the label may take."""
+    empty = np.zeros(source.shape, bool)
+    margin_px = params.margin_mm / pixel_mm
+    near = ndimage.distance_transform_edt(~source) <= margin_px if margin_px >= 0.5 else source
     mask = (full[regions] | (partial[regions] & near)) & free
-    area = int(mask.sum())
+    area = int(np.count_nonzero(mask))
     clipped = bool(partial[regions].any())
     if area > params.max_growth * n_src:
         mask &= near
-        area = int(mask.sum())
+        area = int(np.count_nonzero(mask))
         clipped = True
     px2 = pixel_mm * pixel_mm
-    cover = int((mask & source).sum()) / n_src
+    cover = int(np.count_nonzero(mask & source)) / n_src
     if area * px2 < params.min_area_mm2 or cover < params.min_cover:
         return empty, "ended", (f"the organ ended: {cover:.0%} of the previous label has a "
                                 f"matching region here ({area * px2:.0f} mm^2)")
