@@ -112,3 +112,27 @@ def test_cropping_to_the_candidates_changes_nothing():
         whole = _partition_box(hu, T, pixel_mm=pixel_mm, barrier=None, params=DEFAULT_PARAMS)
         assert cropped.max() >= 2
         assert (cropped == whole).all()
+
+
+def test_noise_sd_measures_known_noise_next_to_edges():
+    from radipop_widgets.segmentation.thresholds import noise_sd
+    rng = np.random.default_rng(2)
+    for sd in (5.0, 20.0):
+        img = np.full((4, 96, 96), -100.0)
+        img[:, 10:86, 10:50] = 60
+        img[:, 10:86, 50:86] = 120           # an internal edge must not inflate the estimate
+        img += rng.normal(0, sd, img.shape)
+        assert noise_sd(img) == pytest.approx(sd, rel=0.15)
+    with pytest.raises(ValueError, match="no soft tissue"):
+        noise_sd(np.full((8, 8), -1000.0))
+
+
+def test_suggest_keeps_a_noisy_dominant_organ_whole():
+    # a field of view filled by one noisy organ: the organ threshold stays 3 noise SDs
+    # below its mode (the percentile alone would cut it at its median)
+    rng = np.random.default_rng(3)
+    hu = np.full((3, 96, 96), -100.0)
+    hu[:, 8:88, 8:88] = 45 + rng.normal(0, 30, (3, 80, 80))
+    t = suggest_thresholds(hu)
+    assert t.organ < 45 - 2 * 30 / 3        # smoothed noise SD is about 30 / 3
+    assert (partition(hu[0], t, pixel_mm=1.0)[12:84, 12:84] > 0).mean() > 0.97

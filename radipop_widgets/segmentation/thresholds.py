@@ -35,23 +35,54 @@ DEFAULT_THRESHOLDS = Thresholds(bone=250.0, vessel=150.0, organ=55.0)
 #: enhanced liver / spleen peak); enhanced vessels start about 55 HU above that peak.
 ORGAN_PERCENTILE = 45.0
 ORGAN_BELOW_PEAK = 40.0
+#: when the most common soft tissue lies above the percentile (the field of view is
+#: mostly one organ: the GE upper-abdomen slab of the shared data, liver 45 HU, where
+#: the percentile fell on the liver's median), the organ threshold also stays this many
+#: noise SDs below that mode, so the noise does not punch holes into the organ.
+ORGAN_NOISE_SDS = 3.0
 VESSEL_ABOVE_PEAK = 55.0
 BONE_ABOVE_VESSEL = 100.0
 
 
-def soft_tissue_levels(hu: np.ndarray, *, max_pixels: int = 2_000_000) -> tuple[float, float | None]:
-    """(45th percentile, upper organ peak or None) of smoothed soft tissue (-20..250 HU).
-
-    The volume is subsampled to at most ``max_pixels`` pixels and lightly smoothed per
-    slice so noise does not move the estimates. The upper peak is the mode of the values
-    above the percentile when it is a real peak (not the lower edge of that range).
-    """
+def _soft_tissue_sample(hu: np.ndarray, max_pixels: int) -> np.ndarray:
+    """Subsampled volume, smoothed 3 x 3 per slice (float32, 3-D)."""
     hu = np.asarray(hu)
     if hu.ndim == 2:
         hu = hu[None]
     step = max(1, int(np.ceil(np.sqrt(hu.size / max_pixels))))
     sub = hu[:, ::step, ::step].astype(np.float32)
-    sub = ndimage.uniform_filter(sub, size=(1, 3, 3))
+    return ndimage.uniform_filter(sub, size=(1, 3, 3))
+
+
+def noise_sd(image: np.ndarray, *, window: int = 5) -> float:
+    """Noise SD of a (smoothed) image: the 25th percentile of the local SD in
+    ``window`` x ``window`` windows over soft tissue (-20..250 HU).
+
+    Flat parts of organs and muscle make the lower part of the local-SD distribution
+    while edges make the upper part, so the low percentile measures the noise (and the
+    organ's own texture) without a model of the anatomy. Works on a slice or a stack
+    (windows per slice).
+    """
+    image = np.asarray(image, np.float32)
+    size = (window, window) if image.ndim == 2 else (1, window, window)
+    mean = ndimage.uniform_filter(image, size)
+    var = ndimage.uniform_filter(image * image, size) - mean * mean
+    sel = (mean > -20) & (mean < 250)
+    if not sel.any():
+        raise ValueError("no soft tissue (-20..250 HU) to measure the noise on")
+    return float(np.sqrt(max(np.percentile(var[sel], 25), 0.0)))
+
+
+def soft_tissue_levels(hu: np.ndarray, *, max_pixels: int = 2_000_000
+                       ) -> tuple[float, float | None, float, float]:
+    """(45th percentile, upper organ peak or None, mode, noise SD) of smoothed soft tissue.
+
+    The volume is subsampled to at most ``max_pixels`` pixels and lightly smoothed per
+    slice (-20..250 HU values are used). The upper peak is the mode of the values above
+    the percentile when it is a real peak (not the lower edge of that range); the mode
+    is that of all soft tissue; the noise SD is :func:`noise_sd` of the smoothed sample.
+    """
+    sub = _soft_tissue_sample(hu, max_pixels)
     values = sub[(sub > -20) & (sub < 250)]
     if values.size < 100:
         raise ValueError("too little soft tissue (-20..250 HU) in the image to suggest "
@@ -62,7 +93,9 @@ def soft_tissue_levels(hu: np.ndarray, *, max_pixels: int = 2_000_000) -> tuple[
     hist = ndimage.gaussian_filter1d(hist.astype(float), 3)
     top = int(np.argmax(hist))
     peak = float(edges[top] + 0.5) if top > 10 else None
-    return low, peak
+    hist, edges = np.histogram(values, bins=270, range=(-20, 250))
+    mode = float(edges[int(np.argmax(ndimage.gaussian_filter1d(hist.astype(float), 3)))] + 0.5)
+    return low, peak, mode, noise_sd(sub)
 
 
 def suggest_thresholds(hu: np.ndarray) -> Thresholds:
@@ -76,12 +109,15 @@ def suggest_thresholds(hu: np.ndarray) -> Thresholds:
     Returns
     -------
     Thresholds
-        ``organ = min(p45, peak - 40)``, ``vessel = peak + 55`` (``peak = p45 + 20``
+        ``organ = min(p45, peak - 40)``, and at most ``mode - 3 noise SD`` when the
+        soft-tissue mode lies above p45; ``vessel = peak + 55`` (``peak = p45 + 20``
         without a distinct upper peak), ``bone = vessel + 100`` HU, with
-        :func:`soft_tissue_levels`; this follows the contrast phase.
+        :func:`soft_tissue_levels`; this follows the contrast phase and the noise.
     """
-    low, peak = soft_tissue_levels(hu)
+    low, peak, mode, noise = soft_tissue_levels(hu)
     organ = low if peak is None else min(low, peak - ORGAN_BELOW_PEAK)
+    if mode >= low:
+        organ = min(organ, mode - ORGAN_NOISE_SDS * noise)
     vessel = (low + 20 if peak is None else peak) + VESSEL_ABOVE_PEAK
     return Thresholds(bone=round(vessel + BONE_ABOVE_VESSEL), vessel=round(vessel),
                       organ=round(organ))
