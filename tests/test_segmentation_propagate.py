@@ -71,3 +71,16 @@ def test_extend_stops_at_a_leak():
     assert len(rows) == 1
     # clipped to 5 mm around the 20x20 label: 30x30 = 2.25x the area -> leak
     assert rows[0].status == "leak"
+
+
+def test_carry_keeps_a_mostly_covered_region_near_the_previous_outline():
+    # a region taken because most of it lies under the previous label still only
+    # contributes its part within margin_mm: a thin tongue running away is cut off
+    shape = (80, 80)
+    source = box(shape, 10, 50, 10, 50)
+    regions = np.zeros(shape, np.int32)
+    regions[10:50, 10:50] = 1
+    regions[28:32, 50:78] = 1        # 4 px tongue reaching 28 px beyond the outline
+    mask, status, reason = carry(source, regions, np.ones(shape, bool), pixel_mm=1.0)
+    assert status == "labelled" and "clipped to 5 mm" in reason
+    assert mask[30, 54] and not mask[30, 56] and mask[10:50, 10:50].all()
