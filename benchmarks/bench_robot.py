@@ -37,15 +37,17 @@ def load_case(name):
     return study, ref
 
 
-CASES = ("ct-siemens-20slices", "ct-abdomen-3mm", "ge-ct-3slices", "phantom")
+CASES = ("ct-siemens-20slices", "ct-abdomen-3mm", "ge-ct-3slices", "phantom",
+         "phantom-native", "phantom-arterial")
 ORGANS = {1: "liver", 2: "spleen"}
 
 
 def load_any(name):
     """(Study, reference) of a shared case or of the synthetic phantom; None if absent."""
-    if name == "phantom":
+    if name.startswith("phantom"):
         from radipop_widgets.io.phantom import phantom_study
-        return phantom_study()
+        phase = name.partition("-")[2] or "portal"
+        return phantom_study(phase=phase)
     return load_case(name)
 
 
