@@ -17,6 +17,10 @@ class NotCTError(StudyError):
     """The images are not CT (MR, PT, ...)."""
 
 
+class NotHUError(NotCTError):
+    """The values do not look like Hounsfield units (a label map, or a missing rescale)."""
+
+
 class MultipleSeriesError(StudyError):
     """The folder holds several series and none was chosen."""
 

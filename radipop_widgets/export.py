@@ -345,7 +345,8 @@ def _read_sources(study: Study):
             raise SessionError(f"DICOM SEG needs the source files, but slice {z} ({path}) "
                                f"cannot be read: {exc}. Reopen the study from its "
                                "folder.") from exc
-        if source.sop_instance_uid and ds.get("SOPInstanceUID", "") != source.sop_instance_uid:
+        uid = ds.get("SOPInstanceUID") or ds.file_meta.get("MediaStorageSOPInstanceUID", "")
+        if source.sop_instance_uid and uid != source.sop_instance_uid:  # loader's fallback
             raise SessionError(f"{path} is no longer the file slice {z} was loaded from; "
                                "reload the study before exporting.")
         if (ds.get("Rows"), ds.get("Columns")) != tuple(study.shape[1:]):

@@ -21,11 +21,12 @@ METADATA_KEYS = (
 
 @dataclass(frozen=True)
 class SliceSource:
-    """Where one slice came from."""
+    """Where one slice came from; ``frame`` is the 1-based frame of a multi-frame file."""
 
     path: str | None = None
     sop_instance_uid: str | None = None
     instance_number: int | None = None
+    frame: int | None = None
 
 
 @dataclass

@@ -7,8 +7,11 @@ from pathlib import Path
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_dataset
 from pydicom.uid import (
     CTImageStorage,
+    EnhancedCTImageStorage,
     ExplicitVRLittleEndian,
     JPEGLosslessSV1,
     MRImageStorage,
@@ -104,6 +107,80 @@ def write_ct_series(folder, n=5, rows=8, cols=10, *, step=2.5, origin=(-100.0, -
     return paths, stored
 
 
+def enhanced_ct(stored, positions, *, iop=AXIAL, pixel_mm=(0.7, 0.8), thickness=2.5,
+                rescales=None, per_frame=(), series_uid="1.2.826.0.1.3680043.8.498.11",
+                sop_uid=None, instance_number=1, bits_stored=12) -> Dataset:
+    """One Enhanced CT Image Storage dataset: frame ``i`` holds ``stored[i]`` at ``positions[i]``.
+
+    Orientation, pixel measures and rescale go into the shared functional groups, or
+    into every frame's group for the names listed in ``per_frame`` (``"orientation"``,
+    ``"measures"``, ``"rescale"``). ``rescales`` is one (slope, intercept) per frame
+    (default (1, -1024)); per-frame rescales need ``"rescale"`` in ``per_frame``.
+    """
+    n = len(stored)
+    rescales = rescales or [(1.0, -1024.0)] * n
+    sop_uid = sop_uid or generate_uid()
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = EnhancedCTImageStorage
+    ds.file_meta.MediaStorageSOPInstanceUID = sop_uid
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.SOPClassUID, ds.SOPInstanceUID = EnhancedCTImageStorage, sop_uid
+    ds.Modality, ds.ImageType = "CT", ["ORIGINAL", "PRIMARY", "AXIAL", "NONE"]
+    ds.SeriesInstanceUID, ds.StudyInstanceUID = series_uid, "1.2.826.0.1.3680043.8.498.12"
+    ds.FrameOfReferenceUID = "1.2.826.0.1.3680043.8.498.13"
+    ds.SeriesNumber, ds.SeriesDescription = 5, "enhanced abdomen"
+    ds.InstanceNumber = instance_number
+    for key, value in PATIENT.items():
+        setattr(ds, key, value)
+    ds.NumberOfFrames, (ds.Rows, ds.Columns) = n, stored.shape[1:]
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, bits_stored, bits_stored - 1
+    ds.PixelRepresentation = 1 if stored.dtype.kind == "i" else 0
+
+    def item(**kw):
+        d = Dataset()
+        for key, value in kw.items():
+            setattr(d, key, value)
+        return d
+
+    def groups(i):
+        return {"orientation": ("PlaneOrientationSequence",
+                                item(ImageOrientationPatient=[float(v) for v in iop])),
+                "measures": ("PixelMeasuresSequence",
+                             item(PixelSpacing=[float(v) for v in pixel_mm],
+                                  SliceThickness=thickness)),
+                "rescale": ("PixelValueTransformationSequence",
+                            item(RescaleSlope=rescales[i][0], RescaleIntercept=rescales[i][1],
+                                 RescaleType="HU"))}
+
+    shared = Dataset()
+    for name, (keyword, value) in groups(0).items():
+        if name not in per_frame:
+            setattr(shared, keyword, [value])
+    ds.SharedFunctionalGroupsSequence = [shared]
+    frames = []
+    for i in range(n):
+        frame = item(PlanePositionSequence=[item(
+            ImagePositionPatient=[float(v) for v in positions[i]])])
+        for name, (keyword, value) in groups(i).items():
+            if name in per_frame:
+                setattr(frame, keyword, [value])
+        frames.append(frame)
+    ds.PerFrameFunctionalGroupsSequence = frames
+    ds.PixelData = np.ascontiguousarray(stored).tobytes()
+    return ds
+
+
+def save_raw(ds, path, *, implicit_vr=True) -> Path:
+    """Write ``ds`` without preamble, DICM prefix and file meta (a bare little-endian dataset)."""
+    buffer = DicomBytesIO()
+    buffer.is_little_endian, buffer.is_implicit_VR = True, implicit_vr
+    write_dataset(buffer, ds)
+    Path(path).write_bytes(buffer.getvalue())
+    return Path(path)
+
+
 def encode_jpeg_lossless(image, precision=16) -> bytes:
     """Encode a 2-D unsigned image as JPEG lossless (process 14, selection value 1).
 
@@ -148,5 +225,5 @@ def encode_jpeg_lossless(image, precision=16) -> bytes:
             + bytes(entropy) + b"\xff\xd9")
 
 
-__all__ = ["AXIAL", "PATIENT", "ct_slice", "encode_jpeg_lossless",
-           "save", "stored_values", "write_ct_series"]
+__all__ = ["AXIAL", "PATIENT", "ct_slice", "encode_jpeg_lossless", "enhanced_ct",
+           "save", "save_raw", "stored_values", "write_ct_series"]

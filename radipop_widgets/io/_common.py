@@ -7,12 +7,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import HURangeError, StudyTooLargeError
+from ..errors import HURangeError, NotHUError, StudyTooLargeError
 
 #: Environment variable that overrides the memory available for one volume (bytes).
 MEMORY_LIMIT_ENV = "RADIPOP_MEMORY_LIMIT"
 
 INT16_MIN, INT16_MAX = np.iinfo(np.int16).min, np.iinfo(np.int16).max
+#: A CT of the body always holds air or fat below this many HU; label maps, MR, PET and
+#: CT stored values without their rescale intercept do not.
+HU_LIKE_MINIMUM = -100
 
 
 @dataclass(frozen=True)
@@ -85,3 +88,14 @@ def check_hu_range(lo, hi, source) -> None:
             f"{source}: Hounsfield units {lo:g}..{hi:g} do not fit in int16 "
             f"({INT16_MIN}..{INT16_MAX}); the rescale slope/intercept (or NIfTI scaling) is "
             "probably wrong. Fix the header in the exporting software and export again.")
+
+
+def check_hu_like(lowest, source, what, fix) -> None:
+    """Raise NotHUError when the lowest value ``lowest`` is not below ``HU_LIKE_MINIMUM``.
+
+    ``what`` says why the values are in doubt, ``fix`` what the user can do.
+    """
+    if lowest >= HU_LIKE_MINIMUM:
+        raise NotHUError(
+            f"{source}: {what}, and its values (lowest {lowest:g}) do not look like Hounsfield "
+            f"units: a CT of the body always holds air or fat below {HU_LIKE_MINIMUM} HU. {fix}")

@@ -3,7 +3,20 @@
 Headers are read first (``stop_before_pixels``), files are grouped into series,
 localizers and non-image objects are set aside, slices are sorted along the slice
 normal and checked, and only then is pixel data decoded, slice by slice, straight
-into a preallocated int16 volume.
+into a preallocated int16 volume. A multi-frame (Enhanced CT) file gives one slice per
+frame, its geometry and rescale taken from the per-frame or shared functional groups.
+
+Decisions on real-world quirks:
+
+- No RescaleSlope/RescaleIntercept (nor Modality LUT): stored values are taken as HU
+  only if the volume holds values below ``HU_LIKE_MINIMUM`` (air or fat, as every body
+  CT does; never the case for unsigned data); otherwise ``NotHUError``. A warning says so.
+- Some slices of a series without ImagePositionPatient: refused (their place is
+  unknown). No slice with it but all with SliceLocation: placed by SliceLocation along
+  the normal (axial if ImageOrientationPatient is absent too), with a warning.
+- Two slices at one position: the second is skipped with a warning when its pixel data
+  and rescale equal the first's (a copy), else ``DuplicateSliceError``.
+- An empty SOPInstanceUID falls back to the file meta MediaStorageSOPInstanceUID.
 """
 
 from __future__ import annotations
@@ -11,14 +24,15 @@ from __future__ import annotations
 import os
 import warnings
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import pydicom
-from pydicom.pixels import apply_modality_lut, get_decoder
+from pydicom.pixels import apply_modality_lut, get_decoder, iter_pixels
 from pydicom.uid import (
     UID,
+    DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
@@ -33,10 +47,11 @@ from ..errors import (
     NoImagesError,
     NotCTError,
     SeriesNotFoundError,
+    StudyError,
     UnreadableFileError,
 )
 from ..study import METADATA_KEYS, SliceSource, Study, affine_from_geometry
-from ._common import StudyEntry, check_hu_range, check_memory
+from ._common import StudyEntry, check_hu_like, check_hu_range, check_memory
 
 NON_IMAGE_MODALITIES = {"SEG", "SR", "RTSTRUCT", "RTPLAN", "RTRECORD", "PR", "KO", "REG",
                         "DOC", "PLAN", "RWV", "FID", "AU", "ECG"}
@@ -46,6 +61,8 @@ ORIENTATION_TOLERANCE = 1e-3   # per component of ImageOrientationPatient
 DUPLICATE_TOLERANCE_MM = 1e-2  # slices closer than this along the normal share a position
 GAP_FACTOR = 1.5               # a step larger than this x the median step means a missing slice
 TRUNCATED_WARNING = "End of file reached"
+DICOMDIR_CLASS = "1.2.840.10008.1.3.10"  # Media Storage Directory Storage
+AXIAL = np.array([1.0, 0.0, 0.0, 0.0, 1.0, 0.0])
 
 
 @dataclass
@@ -60,14 +77,19 @@ class _Header:
     sop_class: str
     sop_uid: str
     instance_number: int | None
-    iop: np.ndarray
-    ipp: np.ndarray
+    iop: np.ndarray     # AXIAL when the file has none (``iop_assumed``)
+    ipp: np.ndarray | None
+    slice_location: float | None
     rows: int
     cols: int
     pixel_spacing: tuple[float, float]
+    thickness: float | None
+    rescale: tuple[float, float] | None  # (slope, intercept); None when absent
     transfer_syntax: str
     localizer: bool
     forced: bool        # read without the DICM prefix / file meta header
+    frame: int | None = None  # 0-based frame of a multi-frame file
+    iop_assumed: bool = False
 
 
 def load_dicom(path, series=None, progress=None) -> Study:
@@ -125,7 +147,7 @@ def scan_dicom_folder(folder) -> list[StudyEntry]:
 # --- header pass -----------------------------------------------------------------------------
 
 def _read_headers(files):
-    """Headers of the image files, and ``(reason, path)`` of every file set aside."""
+    """Headers of the image slices (one per frame), and ``(reason, path)`` of files set aside."""
     headers, skipped = [], []
     for f in files:
         read = _read_header(f)
@@ -136,6 +158,13 @@ def _read_headers(files):
         reason = _not_a_slice(ds, has_pixels, f)
         if reason:
             skipped.append((reason, str(f)))
+        elif "PerFrameFunctionalGroupsSequence" in ds:
+            frames = _frame_headers(ds, f, forced)
+            if frames:
+                headers += frames
+            else:
+                skipped.append(("multi-frame image without position, orientation or pixel "
+                                "spacing for every frame", str(f)))
         else:
             headers.append(_header(ds, f, forced))
     return headers, skipped
@@ -156,11 +185,12 @@ def _read_header(path):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 ds = pydicom.dcmread(fp, stop_before_pixels=True, force=force)
-            has_pixels = fp.tell() < os.fstat(fp.fileno()).st_size
-        if not force:
             syntax = ds.file_meta.get("TransferSyntaxUID")
-            if not (_sop_class(ds) and syntax and UID(syntax).is_valid):
-                raise ValueError("no valid SOP class or transfer syntax in the header")
+            # a deflated file is inflated whole while reading, so the position says nothing
+            has_pixels = (fp.tell() < os.fstat(fp.fileno()).st_size
+                          or syntax == DeflatedExplicitVRLittleEndian)
+        if not force and not (_sop_class(ds) and syntax and UID(syntax).is_valid):
+            raise ValueError("no valid SOP class or transfer syntax in the header")
     except Exception as exc:  # pydicom raises many types on damaged files
         raise UnreadableFileError(
             f"{path}: cannot be read as DICOM ({type(exc).__name__}: {str(exc)[:200]}). The "
@@ -169,8 +199,10 @@ def _read_header(path):
 
 
 def _not_a_slice(ds, has_pixels, path):
-    """Why ``ds`` is not a single-frame greyscale slice (None if it is one)."""
+    """Why ``ds`` is not a greyscale image with geometry (None if it is one)."""
     sop_class = _sop_class(ds)
+    if sop_class == DICOMDIR_CLASS:
+        return "DICOMDIR (an index; the images it lists are read from the folder itself)"
     modality = str(ds.get("Modality") or "").upper()
     claims_image = "Image Storage" in UID(sop_class).name
     if modality in NON_IMAGE_MODALITIES or not (claims_image or "Rows" in ds):
@@ -179,33 +211,97 @@ def _not_a_slice(ds, has_pixels, path):
         raise UnreadableFileError(
             f"{path}: the file ends before its pixel data (truncated copy?). Copy or export "
             "the file again, or remove it from the folder.")
-    if int(ds.get("NumberOfFrames") or 1) > 1:
-        return "multi-frame image (not supported; export single-frame slices)"
     if int(ds.get("SamplesPerPixel") or 1) != 1:
         return "colour image (secondary capture or screenshot)"
-    if not all(ds.get(k) for k in
-               ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing")):
-        return "image without position, orientation or pixel spacing"
+    if "PerFrameFunctionalGroupsSequence" in ds:
+        return None  # Enhanced multi-frame: geometry per frame, checked by _frame_headers
+    if int(ds.get("NumberOfFrames") or 1) > 1:
+        return "multi-frame image without per-frame functional groups (no slice geometry)"
+    if not ds.get("PixelSpacing") or (not ds.get("ImagePositionPatient")
+                                      and _float_or_none(ds.get("SliceLocation")) is None):
+        return "image without position (ImagePositionPatient or SliceLocation) or pixel spacing"
     return None
 
 
 def _header(ds, path, forced) -> _Header:
+    """The header of a single-frame slice."""
+    image_type = [str(v).upper() for v in (ds.get("ImageType") or [])]
+    iop = ds.get("ImageOrientationPatient")
+    ipp = ds.get("ImagePositionPatient")
+    return _Header(
+        path=str(path), **_header_fields(ds),
+        iop=np.asarray(iop, float) if iop else AXIAL, iop_assumed=not iop,
+        ipp=np.asarray(ipp, float) if ipp else None,
+        slice_location=_float_or_none(ds.get("SliceLocation")),
+        pixel_spacing=(float(ds.PixelSpacing[0]), float(ds.PixelSpacing[1])),
+        thickness=_float_or_none(ds.get("SliceThickness")), rescale=_rescale(ds),
+        localizer=any("LOCALIZER" in v for v in image_type), forced=forced)
+
+
+def _frame_headers(ds, path, forced) -> list[_Header]:
+    """One header per frame of an Enhanced (multi-frame) image; [] when geometry is missing."""
+    first = _header_fields(ds)
+    headers = []
+    for i in range(int(ds.get("NumberOfFrames") or 1)):
+        position = _frame_item(ds, i, "PlanePositionSequence")
+        orientation = _frame_item(ds, i, "PlaneOrientationSequence")
+        measures = _frame_item(ds, i, "PixelMeasuresSequence")
+        if not (position and position.get("ImagePositionPatient") and orientation
+                and orientation.get("ImageOrientationPatient") and measures
+                and measures.get("PixelSpacing")):
+            return []
+        frame_type = _frame_item(ds, i, "CTImageFrameTypeSequence")
+        image_type = (frame_type.get("FrameType") if frame_type else None) or \
+            ds.get("ImageType") or []
+        headers.append(_Header(
+            path=str(path), **first, frame=i,
+            iop=np.asarray(orientation.ImageOrientationPatient, float),
+            ipp=np.asarray(position.ImagePositionPatient, float), slice_location=None,
+            pixel_spacing=(float(measures.PixelSpacing[0]), float(measures.PixelSpacing[1])),
+            thickness=_float_or_none(measures.get("SliceThickness")),
+            rescale=_rescale(_frame_item(ds, i, "PixelValueTransformationSequence") or ds),
+            localizer=any("LOCALIZER" in str(v).upper() for v in image_type), forced=forced))
+    return headers
+
+
+def _header_fields(ds) -> dict:
+    """The _Header fields shared by all frames of a multi-frame file."""
     uid = str(ds.get("SeriesInstanceUID") or "").strip()
     number = str(ds.get("SeriesNumber") or "").strip()
-    key = uid or ("no-uid/series-" + number if number else "no-uid")
-    image_type = [str(v).upper() for v in (ds.get("ImageType") or [])]
-    return _Header(
-        path=str(path), key=key, series_uid=uid,
+    return dict(
+        key=uid or ("no-uid/series-" + number if number else "no-uid"), series_uid=uid,
         description=str(ds.get("SeriesDescription") or ""),
         modality=str(ds.get("Modality") or "").upper(), sop_class=_sop_class(ds),
-        sop_uid=str(ds.get("SOPInstanceUID") or "").strip(),
-        instance_number=_int_or_none(ds.get("InstanceNumber")),
-        iop=np.asarray(ds.ImageOrientationPatient, float),
-        ipp=np.asarray(ds.ImagePositionPatient, float),
+        sop_uid=_sop_uid(ds), instance_number=_int_or_none(ds.get("InstanceNumber")),
         rows=int(ds.Rows), cols=int(ds.Columns),
-        pixel_spacing=(float(ds.PixelSpacing[0]), float(ds.PixelSpacing[1])),
-        transfer_syntax=str(getattr(ds.get("file_meta"), "TransferSyntaxUID", "") or ""),
-        localizer=any("LOCALIZER" in v for v in image_type), forced=forced)
+        transfer_syntax=str(getattr(ds.get("file_meta"), "TransferSyntaxUID", "") or ""))
+
+
+def _frame_item(ds, i, sequence):
+    """First item of functional group ``sequence`` for frame ``i``: per-frame, else shared."""
+    for groups, index in ((ds.get("PerFrameFunctionalGroupsSequence"), i),
+                          (ds.get("SharedFunctionalGroupsSequence"), 0)):
+        if groups and index < len(groups) and groups[index].get(sequence):
+            return groups[index][sequence][0]
+    return None
+
+
+def _rescale(item):
+    """``(slope, intercept)`` of ``item``; None when it has neither these nor a Modality LUT."""
+    if item.get("ModalityLUTSequence"):
+        return (1.0, 0.0)  # unused: _store_hu applies the LUT
+    slope = _float_or_none(item.get("RescaleSlope"))
+    intercept = _float_or_none(item.get("RescaleIntercept"))
+    if slope is None and intercept is None:
+        return None
+    return (slope or 1.0, intercept or 0.0)
+
+
+def _sop_uid(ds) -> str:
+    """SOPInstanceUID, or the file meta MediaStorageSOPInstanceUID when it is empty."""
+    meta = ds.get("file_meta")
+    return str(ds.get("SOPInstanceUID") or (meta.get("MediaStorageSOPInstanceUID")
+                                            if meta else "") or "").strip()
 
 
 def _sop_class(ds) -> str:
@@ -218,6 +314,13 @@ def _sop_class(ds) -> str:
 def _text_or_none(value):
     text = "" if value is None else str(value).strip()
     return text or None
+
+
+def _float_or_none(value):
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def _int_or_none(value):
@@ -326,32 +429,19 @@ def _arrange(hs, path, skipped):
         raise InconsistentSlicesError(
             f"{path}: slices of one series have different PixelSpacing; remove the files that "
             "do not belong to the series or export it again.")
-    unique, seen = [], set()
-    for h in hs:
-        if h.sop_uid and h.sop_uid in seen:
-            skipped.append(("second copy of the same SOPInstanceUID", h.path))
-        else:
-            seen.add(h.sop_uid)
-            unique.append(h)
-    normal = np.cross(unique[0].iop[:3], unique[0].iop[3:])
-    normal /= np.linalg.norm(normal)
-    where = np.array([h.ipp @ normal for h in unique])
-    order = np.argsort(where, kind="stable")
-    slices, where = [unique[i] for i in order], where[order]
     notes = []
+    normal = np.cross(hs[0].iop[:3], hs[0].iop[3:])
+    normal /= np.linalg.norm(normal)
+    hs = _placed(hs, normal, path, notes)
+    where = np.array([h.ipp @ normal for h in hs])
+    order = np.argsort(where, kind="stable")
+    slices, where = _drop_copies([hs[i] for i in order], where[order], path, skipped)
     if len(slices) == 1:
         step = 1.0
         notes.append("single slice: the slice spacing is unknown and set to 1 mm")
         slice_direction = normal
     else:
         steps = np.diff(where)
-        if steps.min() < DUPLICATE_TOLERANCE_MM:
-            i = int(np.argmin(steps))
-            raise DuplicateSliceError(
-                f"{path}: {slices[i].path} and {slices[i + 1].path} lie at the same position "
-                f"({where[i]:.2f} mm along the slice normal). The folder probably holds two "
-                "series with empty or equal UIDs, or copies of files: keep one series per "
-                "folder, or remove the duplicates.")
         step = float(np.median(steps))
         if steps.max() > GAP_FACTOR * step:
             i = int(np.argmax(steps))
@@ -368,11 +458,75 @@ def _arrange(hs, path, skipped):
         if tilt > 0.5:
             notes.append(f"gantry tilt of {tilt:.1f} degrees: slices are sheared in patient "
                          "space (the affine includes the shear)")
+    notes += _oddity_notes(slices)
     first = slices[0]
     spacing = (step, first.pixel_spacing[0], first.pixel_spacing[1])
     affine = affine_from_geometry(first.ipp, first.iop[:3], first.iop[3:], slice_direction,
                                   spacing)
     return slices, spacing, affine, notes
+
+
+def _placed(hs, normal, path, notes):
+    """``hs`` with positions; SliceLocation stands in when no slice has ImagePositionPatient."""
+    missing = [h for h in hs if h.ipp is None]
+    if not missing:
+        return hs
+    if len(missing) < len(hs):
+        raise InconsistentSlicesError(
+            f"{path}: {len(missing)} of {len(hs)} slices have no ImagePositionPatient (e.g. "
+            f"{missing[0].path}), so their place in the volume is unknown. Export the series "
+            "again from the scanner or PACS, or remove those files.")
+    notes.append("no ImagePositionPatient in the series: slices placed by SliceLocation along "
+                 "the slice normal; the in-plane patient position is unknown (set to 0 mm)")
+    return [replace(h, ipp=h.slice_location * normal) for h in hs]
+
+
+def _drop_copies(slices, where, path, skipped):
+    """Drop slices that repeat the previous one (same position and pixels); raise otherwise."""
+    kept = [0]
+    for i in range(1, len(slices)):
+        a, b = slices[kept[-1]], slices[i]
+        if where[i] - where[kept[-1]] >= DUPLICATE_TOLERANCE_MM:
+            kept.append(i)
+        elif a.rescale == b.rescale and np.array_equal(_stored(a), _stored(b)):
+            skipped.append(("second copy of the same image (same position and pixel data)",
+                            _source_text(b)))
+        else:
+            raise DuplicateSliceError(
+                f"{path}: {_source_text(a)} and {_source_text(b)} lie at the same position "
+                f"({where[i]:.2f} mm along the slice normal) with different pixel data. The "
+                "folder probably holds two series with empty or equal UIDs (or a multi-frame "
+                "file with several stacks): keep one series per folder, or remove the "
+                "duplicates.")
+    return [slices[i] for i in kept], where[kept]
+
+
+def _oddity_notes(slices) -> list[str]:
+    """Warnings about the kept slices: assumed orientation, thickness, shared SOP UIDs."""
+    notes = []
+    if any(h.iop_assumed for h in slices):
+        notes.append("no ImageOrientationPatient: axial orientation assumed (columns towards "
+                     "patient left, rows towards posterior)")
+    thicknesses = Counter(h.thickness for h in slices if h.thickness is not None)
+    if len(thicknesses) > 1:
+        notes.append("SliceThickness varies within the series ("
+                     + ", ".join(f"{t:g} mm: {n} slices" for t, n in sorted(thicknesses.items()))
+                     + "); the volume follows the slice positions, metadata gives the most "
+                     "common thickness")
+    files = defaultdict(set)
+    for h in slices:
+        if h.sop_uid:
+            files[h.sop_uid].add(h.path)
+    shared = sum(len(paths) for paths in files.values() if len(paths) > 1)
+    if shared:
+        notes.append(f"{shared} files share their SOPInstanceUID with another file of the "
+                     "series (a faulty anonymiser?); a DICOM SEG cannot reference them "
+                     "unambiguously")
+    return notes
+
+
+def _source_text(h) -> str:
+    return h.path if h.frame is None else f"{h.path} (frame {h.frame + 1})"
 
 
 # --- pixel pass ------------------------------------------------------------------------------
@@ -383,30 +537,46 @@ def _decode(slices, spacing, affine, path, progress) -> Study:
     for ts in sorted({h.transfer_syntax for h in slices} - {""}):
         _check_decoder(ts, path)
     hu = np.empty((n, rows, cols), np.int16)
-    notes = []
+    z_of = {(h.path, h.frame): z for z, h in enumerate(slices)}
+    by_file = defaultdict(list)  # in order of first slice: the first file holds slice 0
+    for h in slices:
+        by_file[h.path].append(h)
+    inverted, metadata, done = False, None, 0
     if progress is not None:
         progress(0, n)
-    for i, h in enumerate(slices):
-        ds, arr = _read_pixels(h)
-        if arr.shape != (rows, cols):
-            raise InconsistentSlicesError(
-                f"{h.path}: pixel data is {arr.shape}, the header says {(rows, cols)}; "
-                "the file is damaged, export it again.")
-        if _store_hu(arr, ds, hu[i], h.path) and not notes:
-            notes.append("MONOCHROME1 pixel data inverted (v -> max - v within BitsStored) "
-                         "before rescaling")
-        if i == 0:
-            metadata = {k: _text_or_none(ds.get(k)) for k in METADATA_KEYS}
-            study_uid = _text_or_none(ds.get("StudyInstanceUID"))
-            frame_uid = _text_or_none(ds.get("FrameOfReferenceUID"))
-        if progress is not None:
-            progress(i + 1, n)
+    for hs in by_file.values():
+        for h, ds, arr in _file_pixels(hs):
+            if arr.shape != (rows, cols):
+                raise InconsistentSlicesError(
+                    f"{h.path}: pixel data is {arr.shape}, the header says {(rows, cols)}; "
+                    "the file is damaged, export it again.")
+            inverted |= _store_hu(arr, ds, h.rescale, hu[z_of[h.path, h.frame]], h.path)
+            if metadata is None:
+                metadata = {k: _text_or_none(ds.get(k)) for k in METADATA_KEYS}
+                study_uid = _text_or_none(ds.get("StudyInstanceUID"))
+                frame_uid = _text_or_none(ds.get("FrameOfReferenceUID"))
+            done += 1
+            if progress is not None:
+                progress(done, n)
+    thicknesses = Counter(h.thickness for h in slices if h.thickness is not None)
+    metadata["SliceThickness"] = (f"{thicknesses.most_common(1)[0][0]:g}" if thicknesses
+                                  else None)
+    notes = ["MONOCHROME1 pixel data inverted (v -> max - v within BitsStored) before "
+             "rescaling"] if inverted else []
+    if any(h.rescale is None for h in slices):
+        lowest = int(hu.min())
+        check_hu_like(lowest, path, "has no RescaleSlope/RescaleIntercept (nor Modality LUT)",
+                      "Export the series again with its rescale values (CT usually has slope 1 "
+                      "and intercept -1024), or add them with a DICOM editor.")
+        notes.append("no RescaleSlope/RescaleIntercept: stored values taken as Hounsfield "
+                     f"units (they reach {lowest} HU, as air or fat do)")
     return Study(
         hu=hu, spacing=tuple(float(s) for s in spacing), affine=affine,
         series_uid=slices[0].series_uid or None,
         study_uid=study_uid, frame_of_reference_uid=frame_uid,
         series_description=slices[0].description, modality=slices[0].modality or "CT",
-        sources=[SliceSource(h.path, h.sop_uid or None, h.instance_number) for h in slices],
+        sources=[SliceSource(h.path, h.sop_uid or None, h.instance_number,
+                             None if h.frame is None else h.frame + 1) for h in slices],
         metadata=metadata,
         warnings=notes, path=path)
 
@@ -427,9 +597,31 @@ def _check_decoder(ts, path):
             + " (e.g. `pip install pylibjpeg pylibjpeg-openjpeg pylibjpeg-libjpeg pyjpegls`).")
 
 
+def _file_pixels(hs):
+    """Yield ``(header, dataset, stored values)`` for the slices ``hs`` of one file."""
+    h = hs[0]
+    if h.frame is None:
+        yield (h, *_read_pixels(h))
+        return
+    hs = sorted(hs, key=lambda h: h.frame)
+    try:
+        ds = pydicom.dcmread(h.path, stop_before_pixels=True, force=h.forced)
+        frames = iter_pixels(h.path, indices=[h.frame for h in hs])
+        for h, arr in zip(hs, frames, strict=True):
+            yield h, ds, arr
+    except StudyError:
+        raise
+    except Exception as exc:
+        raise _pixel_error(h, exc) from exc
+
+
+def _stored(h):
+    """The stored values of one slice (for comparing copies)."""
+    return next(_file_pixels([h]))[2]
+
+
 def _read_pixels(h):
-    """The full dataset of a slice and its stored pixel values."""
-    compressed = UID(h.transfer_syntax).is_compressed if h.transfer_syntax else False
+    """The full dataset of a single-frame slice and its stored pixel values."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -449,23 +641,29 @@ def _read_pixels(h):
         try:
             arr = ds.pixel_array
         except Exception as exc:
-            if not compressed:
-                raise UnreadableFileError(
-                    f"{h.path}: the pixel data cannot be read ({exc}); the file is probably "
-                    "truncated or its header is wrong. Export it again.") from exc
-            raise DecodeError(
-                f"{h.path}: the {UID(h.transfer_syntax).name} pixel data cannot be decoded "
-                f"({type(exc).__name__}: {exc}); the file may be damaged. Export the series "
-                "again, uncompressed if possible.") from exc
+            raise _pixel_error(h, exc) from exc
     return ds, arr
 
 
-def _store_hu(arr, ds, out, source) -> bool:
+def _pixel_error(h, exc) -> StudyError:
+    """The error for pixel data that cannot be read or decoded."""
+    if not (h.transfer_syntax and UID(h.transfer_syntax).is_compressed):
+        return UnreadableFileError(
+            f"{h.path}: the pixel data cannot be read ({exc}); the file is probably "
+            "truncated or its header is wrong. Export it again.")
+    return DecodeError(
+        f"{h.path}: the {UID(h.transfer_syntax).name} pixel data cannot be decoded "
+        f"({type(exc).__name__}: {exc}); the file may be damaged. Export the series "
+        "again, uncompressed if possible.")
+
+
+def _store_hu(arr, ds, rescale, out, source) -> bool:
     """Write the Hounsfield units of stored values ``arr`` into int16 ``out``.
 
-    Same values as pydicom's ``apply_modality_lut`` (rounded to integers); MONOCHROME1
-    stored values are inverted within the BitsStored range first. Returns True when
-    the slice was MONOCHROME1.
+    Same values as pydicom's ``apply_modality_lut`` (rounded to integers) with the
+    slice's ``rescale`` (slope, intercept; identity when None); MONOCHROME1 stored
+    values are inverted within the BitsStored range first. Returns True when the slice
+    was MONOCHROME1.
     """
     inverted = str(ds.get("PhotometricInterpretation", "")).strip() == "MONOCHROME1"
     if inverted:
@@ -477,8 +675,7 @@ def _store_hu(arr, ds, out, source) -> bool:
         check_hu_range(values.min(), values.max(), source)
         out[...] = values
         return inverted
-    slope = float(ds.get("RescaleSlope", 1) or 1)
-    intercept = float(ds.get("RescaleIntercept", 0) or 0)
+    slope, intercept = rescale or (1.0, 0.0)
     ends = (float(arr.min()) * slope + intercept, float(arr.max()) * slope + intercept)
     check_hu_range(min(ends), max(ends), source)
     if slope == 1 and intercept.is_integer():
