@@ -218,7 +218,7 @@ def test_scan_studies_lists_series_and_nifti(tmp_path):
     write_ct_series(tmp_path / "p2" / "ct", n=4, series_uid="", series_number="")
     write_ct_series(tmp_path / "p3", n=2, series_uid="1.2.3.5", modality="MR")
     affine = np.diag([1.0, 1.0, 2.0, 1.0])
-    nib.save(nib.Nifti1Image(np.zeros((4, 5, 6), np.int16), affine), tmp_path / "v.nii.gz")
+    nib.save(nib.Nifti1Image(np.full((4, 5, 6), -1000, np.int16), affine), tmp_path / "v.nii.gz")
     nib.save(nib.Nifti1Image(np.zeros((4, 5, 6), np.uint8), affine), tmp_path / "labels.nii")
     (tmp_path / ".hidden").mkdir()
     write_ct_series(tmp_path / ".hidden", n=2, series_uid="1.2.3.7")

@@ -6,17 +6,18 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+from nibabel.fileslice import fileslice
+from nibabel.openers import ImageOpener
 from nibabel.orientations import (
     axcodes2ornt,
-    apply_orientation,
     inv_ornt_aff,
     io_orientation,
     ornt_transform,
 )
 
-from ..errors import NotCTError, UnreadableFileError
+from ..errors import NotCTError, NotHUError, UnreadableFileError
 from ..study import METADATA_KEYS, SliceSource, Study
-from ._common import StudyEntry, check_hu_range, check_memory
+from ._common import StudyEntry, check_hu_like, check_hu_range, check_memory
 
 # Array axes (i, j, k) after reorientation point to patient Left, Posterior, Superior, so
 # (slice, row, col) = (k, j, i) is a standard axial DICOM slice stack (LPS, ascending z).
@@ -24,6 +25,7 @@ TARGET = axcodes2ornt(("L", "P", "S"))
 RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
 # (slice, row, col, 1) -> (i, j, k, 1) of the reoriented array
 SRC_TO_IJK = np.array([[0, 0, 1, 0], [0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 0, 1]], float)
+SLAB_VOXELS = 1 << 19  # voxels read and scaled at a time (4 MiB as float64)
 
 
 def is_nifti(path) -> bool:
@@ -35,43 +37,72 @@ def is_nifti(path) -> bool:
 def load_nifti(path, progress=None) -> Study:
     """Load a 3-D NIfTI CT volume as a Study in the axial DICOM orientation.
 
+    The data are read in slabs along the file's last axis (contiguous on disk, also
+    when gzipped), scaled, rounded and written straight into the int16 volume, so the
+    peak memory is the volume plus one slab.
+
     Parameters
     ----------
     path : str or Path
         A ``.nii`` or ``.nii.gz`` file holding Hounsfield units (after the header's
-        scl_slope / scl_inter scaling).
+        scl_slope / scl_inter scaling). A 4-D file with a single volume is accepted.
     progress : callable, optional
-        ``progress(done, total)`` per converted slice.
+        ``progress(done, total)`` after each slab, counting planes along the file's
+        last axis.
+
+    Raises
+    ------
+    NotHUError
+        8-bit data, or values without air or fat (a label map, MR/PET, CT without intercept).
     """
     path = Path(path)
     img, shape3 = _open(path)
+    _check_not_8bit(img, path)
     check_memory(shape3[::-1], path)
-    try:
-        raw = np.asanyarray(img.dataobj.get_unscaled()).reshape(shape3)
-    except Exception as exc:
-        raise UnreadableFileError(f"{path}: the image data cannot be read ({exc}); the file is "
-                                  "probably truncated. Copy or export it again.") from exc
-    slope, inter = img.dataobj.slope, img.dataobj.inter
     transform = ornt_transform(io_orientation(img.affine), TARGET)
-    data = apply_orientation(raw, transform)  # a view: axes (L, P, S)
     ras = img.affine @ inv_ornt_aff(transform, shape3)
-    n = data.shape[2]
-    hu = np.empty((n, data.shape[1], data.shape[0]), np.int16)
+    target = np.empty(3, int)  # (L, P, S) shape
+    target[transform[:, 0].astype(int)] = shape3
+    hu = np.empty(target[::-1], np.int16)
+    # ``hu`` seen with the file's axes: undo apply_orientation (transpose, then flips)
+    stored_view = hu.transpose(2, 1, 0).transpose(transform[:, 0].astype(int))
+    stored_view = np.flip(stored_view, axis=tuple(np.flatnonzero(transform[:, 1] < 0)))
+    proxy = img.dataobj
+    slope, inter = float(proxy.slope), float(proxy.inter)
+    dtype = img.get_data_dtype()
+    n = shape3[2]
+    per_slab = max(1, SLAB_VOXELS // (shape3[0] * shape3[1]))
+    lowest = np.inf
     if progress is not None:
         progress(0, n)
-    for k in range(n):
-        values = data[:, :, k].T
-        if slope != 1 or inter != 0 or values.dtype.kind == "f":
-            values = np.rint(values * float(slope) + float(inter))
-        check_hu_range(float(values.min()), float(values.max()), path)
-        hu[k] = values
-        if progress is not None:
-            progress(k + 1, n)
+    try:
+        with ImageOpener(str(path)) as f:
+            for k in range(0, n, per_slab):
+                values = fileslice(f, (slice(None), slice(None), slice(k, k + per_slab)),
+                                   shape3, dtype, proxy.offset, order="F")
+                if slope != 1 or inter != 0 or values.dtype.kind == "f":
+                    values = values.astype(np.float64)
+                    values *= slope
+                    values += inter
+                    np.rint(values, out=values)
+                lo, hi = float(values.min()), float(values.max())
+                check_hu_range(lo, hi, path)
+                lowest = min(lowest, lo)
+                stored_view[:, :, k:k + per_slab] = values
+                if progress is not None:
+                    progress(min(k + per_slab, n), n)
+    except (OSError, EOFError, ValueError) as exc:  # truncated or damaged data
+        raise UnreadableFileError(f"{path}: the image data cannot be read ({exc}); the file is "
+                                  "probably truncated. Copy or export it again.") from exc
+    check_hu_like(lowest, path, f"is a NIfTI volume of {dtype}",
+                  "It looks like a label map, a mask or an MR/PET image: load the CT image "
+                  "itself. For CT saved without its intercept, set scl_slope / scl_inter in "
+                  "the header (usually 1 and -1024).")
     affine = RAS_TO_LPS @ ras @ SRC_TO_IJK
     zooms = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
     return Study(hu=hu, spacing=tuple(float(z) for z in zooms), affine=affine,
                  series_description=path.name, modality="CT",
-                 sources=[SliceSource(str(path), None, None)] * n,
+                 sources=[SliceSource(str(path), None, None)] * hu.shape[0],
                  metadata=dict.fromkeys(METADATA_KEYS), warnings=[], path=path)
 
 
@@ -79,13 +110,21 @@ def nifti_entry(path) -> StudyEntry | None:
     """Header-only StudyEntry for a NIfTI CT file; None for label maps and unreadable files."""
     try:
         img, shape3 = _open(Path(path))
+        _check_not_8bit(img, path)
     except (UnreadableFileError, NotCTError):
         return None
-    if img.get_data_dtype().itemsize < 2 and img.dataobj.slope == 1:
-        return None  # 8-bit data cannot hold Hounsfield units: a label map
     axial = np.flatnonzero(io_orientation(img.affine)[:, 0] == 2)
     n_slices = shape3[int(axial[0])] if axial.size else shape3[2]
     return StudyEntry(str(path), "nifti", Path(path).name, n_slices, None)
+
+
+def _check_not_8bit(img, path) -> None:
+    """Raise NotHUError for unscaled 8-bit data, which cannot hold Hounsfield units."""
+    dtype = img.get_data_dtype()
+    if dtype.itemsize < 2 and img.dataobj.slope == 1 and img.dataobj.inter == 0:
+        raise NotHUError(
+            f"{path}: holds 8-bit values ({dtype}) without scaling, which cannot be Hounsfield "
+            "units: it looks like a label map or mask. Load the CT image itself.")
 
 
 def _open(path):
