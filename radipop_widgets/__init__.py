@@ -14,6 +14,7 @@ from .errors import (
     MultipleSeriesError,
     NoImagesError,
     NotCTError,
+    NotHUError,
     PathNotAllowedError,
     RadipopError,
     SeriesNotFoundError,

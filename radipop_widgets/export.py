@@ -337,6 +337,9 @@ def _read_sources(study: Study):
         raise SessionError("DICOM SEG needs a study loaded from DICOM files (it references "
                            "them); this study has no DICOM source per slice. Export NIfTI "
                            "instead.")
+    if any(s.frame is not None for s in study.sources):
+        raise SessionError("DICOM SEG export from an Enhanced (multi-frame) CT series is not "
+                           "supported yet; export NIfTI instead.")
     datasets = []
     for z, (path, source) in enumerate(zip(paths, study.sources)):
         try:

@@ -109,6 +109,15 @@ def test_nifti_or_in_memory_study_is_refused(tmp_path):
         export_dicom_seg(tmp_path / "seg.dcm", _labels(), study)
 
 
+def test_multiframe_source_is_refused_clearly(tmp_path, series):
+    path = series.sources[0].path
+    series.sources = [SliceSource(path, "1.2.3.9", None, frame=z + 1)
+                      for z in range(SHAPE[0])]
+    with pytest.raises(SessionError, match="multi-frame"):
+        export_dicom_seg(tmp_path / "seg.dcm", _labels(), series)
+    assert not (tmp_path / "seg.dcm").exists()
+
+
 def test_missing_or_replaced_source_files(tmp_path, series):
     other = study_from_files(write_ct_series(tmp_path / "other", shape=SHAPE, seed=1))
     series.sources[1] = SliceSource(other.sources[1].path, series.sources[1].sop_instance_uid,
