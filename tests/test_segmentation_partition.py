@@ -136,3 +136,27 @@ def test_suggest_keeps_a_noisy_dominant_organ_whole():
     t = suggest_thresholds(hu)
     assert t.organ < 45 - 2 * 30 / 3        # smoothed noise SD is about 30 / 3
     assert (partition(hu[0], t, pixel_mm=1.0)[12:84, 12:84] > 0).mean() > 0.97
+
+
+def test_valley_below_only_moves_a_threshold_on_a_peak_flank():
+    from radipop_widgets.segmentation.thresholds import valley_below
+    x = np.arange(100.0)
+    bimodal = 1000 * np.exp(-(x - 60) ** 2 / 50) + 400 * np.exp(-(x - 30) ** 2 / 50) + 10
+    valley = int(np.argmin(bimodal[35:55])) + 35
+    assert valley_below(bimodal, 55) == valley          # on the upper peak's flank
+    assert valley_below(bimodal, valley + 2) == valley + 2   # next to the valley: stays
+    assert valley_below(np.linspace(1, 100, 100), 50) == 50  # no valley: stays
+
+
+def test_suggest_keeps_the_lower_of_two_close_organs():
+    # native phase: a large organ at 58 HU and a smaller one at 47 HU merge into one
+    # soft-tissue peak; the threshold must fall below the lower organ, not on it
+    rng = np.random.default_rng(4)
+    hu = np.full((4, 128, 128), -100.0)
+    hu[:, 10:118, 10:70] = 58
+    hu[:, 20:100, 78:110] = 47
+    hu[:, 2:8, 10:118] = 30                 # a thinner, darker structure (kidney-like)
+    hu += rng.normal(0, 4, hu.shape)
+    t = suggest_thresholds(hu)
+    assert 30 < t.organ < 47 - 4
+    assert (partition(hu[0], t, pixel_mm=1.0)[24:96, 82:106] > 0).mean() > 0.97

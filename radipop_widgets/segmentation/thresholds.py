@@ -40,6 +40,16 @@ ORGAN_BELOW_PEAK = 40.0
 #: the percentile fell on the liver's median), the organ threshold also stays this many
 #: noise SDs below that mode, so the noise does not punch holes into the organ.
 ORGAN_NOISE_SDS = 3.0
+#: when the organ threshold sits on the flank of a soft-tissue peak (the smoothed
+#: histogram there is at least ``VALLEY_RATIO`` times its nearest local minimum within
+#: ``VALLEY_SEARCH_HU`` below), it cuts through a tissue class: it moves down to that
+#: valley, and on to the next while that one is again on the flank of a major peak
+#: (at least ``VALLEY_MAJOR`` of the histogram's maximum). Chosen on the native-phase phantom (spleen 47 HU under a 46 HU threshold:
+#: ratio 2.4, spleen Dice 0.77 -> 0.92); the real cases sit at ratios <= 1.5 or have no
+#: valley there, so they keep their threshold.
+VALLEY_RATIO = 2.0
+VALLEY_SEARCH_HU = 20
+VALLEY_MAJOR = 0.1
 VESSEL_ABOVE_PEAK = 55.0
 BONE_ABOVE_VESSEL = 100.0
 
@@ -73,9 +83,40 @@ def noise_sd(image: np.ndarray, *, window: int = 5) -> float:
     return float(np.sqrt(max(np.percentile(var[sel], 25), 0.0)))
 
 
+def valley_below(hist: np.ndarray, start: int, *, ratio: float = VALLEY_RATIO,
+                 search: int = VALLEY_SEARCH_HU, major: float = VALLEY_MAJOR) -> int:
+    """The bin below ``start`` where a threshold no longer cuts through a peak.
+
+    While ``hist[start]`` is at least ``ratio`` times the nearest local minimum within
+    ``search`` bins below and at least ``major`` times the histogram's maximum, the
+    threshold lies on the flank of a major peak and moves to that minimum; so it ends
+    below the lowest of adjacent organ peaks (not below minor ones), and stays where it
+    is when it already sits in (or near) a valley or no valley lies below.
+
+    Parameters
+    ----------
+    hist : ndarray
+        Smoothed histogram (1 HU bins).
+    start : int
+        Bin of the current threshold.
+    """
+    moved = True
+    floor = major * float(hist.max())
+    while moved and hist[start] >= floor:
+        moved = False
+        for i in range(start - 1, max(start - search, 1) - 1, -1):
+            if hist[i] < hist[i + 1] and hist[i] <= hist[i - 1]:
+                if hist[start] >= ratio * hist[i]:
+                    start, moved = i, True
+                break
+    return start
+
+
 def soft_tissue_levels(hu: np.ndarray, *, max_pixels: int = 2_000_000
-                       ) -> tuple[float, float | None, float, float]:
-    """(45th percentile, upper organ peak or None, mode, noise SD) of smoothed soft tissue.
+                       ) -> tuple[float, float | None, float, float, np.ndarray]:
+    """(45th percentile, upper organ peak or None, mode, noise SD, histogram) of smoothed
+    soft tissue; the histogram (1 HU bins from -20 to 250 HU, Gaussian-smoothed by 3 HU)
+    is the one the mode is taken from.
 
     The volume is subsampled to at most ``max_pixels`` pixels and lightly smoothed per
     slice (-20..250 HU values are used). The upper peak is the mode of the values above
@@ -94,8 +135,9 @@ def soft_tissue_levels(hu: np.ndarray, *, max_pixels: int = 2_000_000
     top = int(np.argmax(hist))
     peak = float(edges[top] + 0.5) if top > 10 else None
     hist, edges = np.histogram(values, bins=270, range=(-20, 250))
-    mode = float(edges[int(np.argmax(ndimage.gaussian_filter1d(hist.astype(float), 3)))] + 0.5)
-    return low, peak, mode, noise_sd(sub)
+    hist = ndimage.gaussian_filter1d(hist.astype(float), 3)
+    mode = float(edges[int(np.argmax(hist))] + 0.5)
+    return low, peak, mode, noise_sd(sub), hist
 
 
 def suggest_thresholds(hu: np.ndarray) -> Thresholds:
@@ -110,14 +152,17 @@ def suggest_thresholds(hu: np.ndarray) -> Thresholds:
     -------
     Thresholds
         ``organ = min(p45, peak - 40)``, and at most ``mode - 3 noise SD`` when the
-        soft-tissue mode lies above p45; ``vessel = peak + 55`` (``peak = p45 + 20``
+        soft-tissue mode lies above p45, then lowered to the histogram valley below when
+        it sits on a peak's flank (:func:`valley_below`); ``vessel = peak + 55`` (``peak = p45 + 20``
         without a distinct upper peak), ``bone = vessel + 100`` HU, with
         :func:`soft_tissue_levels`; this follows the contrast phase and the noise.
     """
-    low, peak, mode, noise = soft_tissue_levels(hu)
+    low, peak, mode, noise, hist = soft_tissue_levels(hu)
     organ = low if peak is None else min(low, peak - ORGAN_BELOW_PEAK)
     if mode >= low:
         organ = min(organ, mode - ORGAN_NOISE_SDS * noise)
+    start = int(np.clip(round(organ) + 20, 0, hist.size - 1))
+    organ = min(organ, valley_below(hist, start) - 20 + 0.5)
     vessel = (low + 20 if peak is None else peak) + VESSEL_ABOVE_PEAK
     return Thresholds(bone=round(vessel + BONE_ABOVE_VESSEL), vessel=round(vessel),
                       organ=round(organ))
