@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,8 @@ import pytest
 from scipy import ndimage
 
 from radipop_widgets.app import App
+from radipop_widgets.app.viewer import larger_scales
+from radipop_widgets.errors import RadipopError
 from radipop_widgets.io.phantom import PHANTOM_METADATA, phantom_study, write_phantom_series
 from radipop_widgets.labels import LIVER, SPLEEN
 from radipop_widgets.persist import find_saved_session
@@ -191,14 +194,18 @@ def test_extend_by_n_slices_shows_the_report(app, phantom):
     app.extend_to_end.value = False
     app.extend_n.value = 2
     app.extend_below_button.click()
+    app.wait()
     present = (app.session.labels == LIVER).any(axis=(1, 2))
     assert present[z - 2:z + 1].all() and not present[z - 3] and not present[z + 1]
     assert f"slice {z - 1}" in app.extend_report.value
     assert app._present[z - 2:z + 1, 0].all()      # the overview strip knows
+    assert "extended to 2 slice(s)" in app.messages.messages[0][1]
     app.key("z", ctrl=True)
     assert not (app.session.labels[z - 1] == LIVER).any()
+    assert app.messages.messages[0][1] == "Undid extend."
     app.key("y", ctrl=True)
     assert (app.session.labels[z - 1] == LIVER).any()
+    assert app.messages.messages[0][1] == "Redid extend."
 
 
 def test_save_export_and_path_checks(app, phantom, tmp_path):
@@ -211,28 +218,127 @@ def test_save_export_and_path_checks(app, phantom, tmp_path):
     assert folder is not None and "Session saved" in app.messages.messages[0][1]
     app.output_text.value = "case 1"
     app.export_buttons["nifti"].click()
+    assert app.wait() == tmp_path / "exports" / "case 1" / "labels.nii.gz"
     app.export_buttons["legacy"].click()
+    app.wait()
     out = tmp_path / "exports" / "case 1"
     assert (out / "labels.nii.gz").is_file() and any((out / "legacy_masks").iterdir())
     assert errors(app) == []
-    app.export_buttons["dicom_seg"].click()       # this study was not loaded from DICOM
-    assert "DICOM SEG" in errors(app)[0] and not (out / "segmentation.dcm").exists()
+    assert app.export_buttons["dicom_seg"].disabled   # this study was not loaded from DICOM
+    assert "Export NIfTI labels instead" in app.export_buttons["dicom_seg"].tooltip
+    app.export_buttons["dicom_seg"].click()
+    assert "DICOM SEG needs a DICOM study" in errors(app)[0]
+    assert not (out / "segmentation.dcm").exists()
     app.output_text.value = "../../outside"
     app.export_buttons["nifti"].click()
     assert not (tmp_path / "outside").exists()
     assert "outside the allowed folder" in errors(app)[0]
 
 
-def test_reopening_resumes_the_saved_session(phantom, tmp_path):
+def test_reopening_offers_the_saved_session(phantom, tmp_path):
     study, reference = phantom
     first = App(study=study, workspace=tmp_path)
+    assert first.resume_box.layout.display == "none"
     x, y, region = organ_point(first, reference, LIVER)
     first.mouse_down(x, y)
     first.assign(LIVER)
+    folder = first.save()
+    saved = (folder / "labels.nii.gz").read_bytes()
+
+    second = App(study=study, workspace=tmp_path)     # a fresh session, and the offer
+    assert second.resume_box.layout.display == "flex" and second.session.labels.sum() == 0
+    assert "saved 20" in second.resume_text.value    # when it was saved (local time)
+    second.start_new_button.click()
+    assert second.resume_box.layout.display == "none"
+    assert (folder / "labels.nii.gz").read_bytes() == saved   # kept until saved over
+    second.save()
+    assert persist_labels(folder).sum() == 0
+
     first.save()
-    second = App(study=study, workspace=tmp_path)
-    np.testing.assert_array_equal(second.session.labels, first.session.labels)
-    assert any("Resumed" in text for _, text in second.messages.messages)
+    third = App(study=study, workspace=tmp_path)
+    third.mouse_down(x, y)
+    third.assign(SPLEEN)                              # an edit before resuming is discarded
+    third.resume_button.click()
+    np.testing.assert_array_equal(third.session.labels, first.session.labels)
+    assert third.resume_box.layout.display == "none" and not third.session.can_undo
+    assert "discarded" in third.messages.messages[0][1]
+    assert (third._present[:, 0] == (first.session.labels == LIVER).any(axis=(1, 2))).all()
+    with pytest.raises(RadipopError, match="no saved session"):
+        third.resume()
+
+
+def persist_labels(folder):
+    from radipop_widgets.persist import load_session
+    return load_session(folder)[0]
+
+
+def test_long_operation_keeps_browsing_and_holds_edits(app, phantom):
+    """Extend runs in a worker thread: slices can be browsed, edits wait, results land."""
+    _, reference = phantom
+    x, y, _ = organ_point(app, reference, LIVER)
+    app.mouse_down(x, y)
+    app.assign(LIVER)
+    z, session = app.z, app.session
+    started, release = threading.Event(), threading.Event()
+    real_extend = session.extend
+
+    def slow_extend(*args, **kwargs):
+        started.set()
+        assert release.wait(10)
+        return real_extend(*args, **kwargs)
+
+    session.extend = slow_extend
+    app.extend_below_button.click()
+    assert started.wait(10)
+    assert app.busy == "Extending" and app.progress.layout.visibility == "visible"
+    assert app.extend_above_button.disabled and app.label_buttons[LIVER].disabled
+    assert app.undo_button.disabled and app.save_button.disabled
+    app.extend_above_button.click()                   # a second start is refused
+    app.undo_button.click()                           # edits wait
+    app.mouse_down(x, y)
+    assert "still running" in app.messages.messages[0][1]
+    assert "Extending is still running" in errors(app)[0]
+    app.key("ArrowDown")                              # browsing goes on
+    assert app.z == z - 1
+    release.set()
+    report = app.wait()
+    assert report.rows and app.busy is None and app.progress.layout.visibility == "hidden"
+    assert not app.label_buttons[LIVER].disabled and not app.undo_button.disabled
+    assert (session.labels[z - 1] == LIVER).any() and app._present[z - 1, 0]
+    assert session.can_undo and (session.labels[z] == LIVER).any()    # the undo was refused
+    assert "Extended the labels" in app.messages.messages[0][1]
+
+
+def test_a_failing_long_operation_is_reported_and_releases_the_controls(app):
+    def broken(*args, **kwargs):
+        raise RadipopError("the disk is full")
+
+    app.session.export_nifti = broken
+    app.export_buttons["nifti"].click()
+    with pytest.raises(RadipopError):
+        app.wait()
+    assert errors(app)[0] == "Exporting failed: the disk is full"
+    assert app.busy is None and not app.save_button.disabled
+
+
+def test_tool_key_says_the_tool_once(app):
+    app.key("d")
+    app.key("d")
+    assert app.tool.name == "draw"
+    assert [text for _, text in app.messages.messages].count(app.tool.help) == 1
+
+
+def test_larger_screens_get_larger_exact_scales(app):
+    assert larger_scales(512, 512) == [640.0 / 512, 1.5, 1.75, 2.0]
+    assert larger_scales(101, 122) == [5, 6, 7, 8]         # small images: integer factors
+    assert larger_scales(333, 512) == [2.0]               # only whole screen pixels
+    css = app.style.value
+    assert "min-width: 1340px) and (min-height: 810px)" in css   # 128 px x 5 = 640 px
+    assert "width: 512px !important" in css and "image-rendering: pixelated" in css
+    assert 'onerror="' in css                             # the keyboard helper
+    # ipycanvas sends image coordinates whatever the display size: exact at every scale
+    assert app.viewer.to_pixel(127.99, 0.0) == (0, 127)
+    assert app.viewer.to_pixel(128.0, 0.0) is None
 
 
 def test_study_picker_errors_and_metadata(tmp_path, caplog):
@@ -247,17 +353,27 @@ def test_study_picker_errors_and_metadata(tmp_path, caplog):
     assert len(labels) == 2 and all("slices" in label for label in labels)
     gap = next(i for label, i in app.study_list.options if "gap" in label)
     good = next(i for label, i in app.study_list.options if "good" in label)
+    if gap == 0:                                   # the first study opens on start
+        with pytest.raises(RadipopError):
+            app.wait()
+        assert app.session is None and "no study open" in app.title.value
+        assert app.tabs.selected_index == 2 and app.undo_button.disabled
+    else:
+        app.wait()
     app.study_list.value = gap
     app.open_button.click()                        # the loader's error, in words
+    with pytest.raises(RadipopError):
+        app.wait()
     assert errors(app) and "Opening the study failed" in errors(app)[0]
     assert app.progress.layout.visibility == "hidden"
     app.study_list.value = good
     app.open_button.click()
-    assert app.session.study.n_slices == SHAPE[0]
+    app.wait()
+    assert app.session.study.n_slices == SHAPE[0] and app.tabs.selected_index == 0
     assert PHANTOM_METADATA["PatientName"] in app.metadata.value
     app.save()
     app.refresh_studies()
-    assert "saved session" in dict((i, label) for label, i in app.study_list.options)[good]
+    assert "saved session (20" in dict((i, label) for label, i in app.study_list.options)[good]
     logged = "\n".join(record.getMessage() for record in caplog.records)
     for value in PHANTOM_METADATA.values():
         if len(value) > 3:
@@ -268,11 +384,14 @@ def test_dicom_seg_export_of_a_dicom_study(tmp_path):
     write_phantom_series(tmp_path / "data" / "case", **GEOMETRY)
     app = App(data_root=tmp_path / "data", workspace=tmp_path / "sessions",
               output_root=tmp_path / "exports")
+    app.wait()
     reference = np.load(tmp_path / "data" / "case" / "reference_labels.npz")["labels"]
     app.mouse_down(*organ_point(app, reference, LIVER)[:2])
     app.assign(LIVER)
     app.output_text.value = "case"
+    assert not app.export_buttons["dicom_seg"].disabled
     app.export_buttons["dicom_seg"].click()
+    app.wait()
     assert errors(app) == []
     assert (tmp_path / "exports" / "case" / "segmentation.dcm").is_file()
 

@@ -8,9 +8,12 @@ validated and clamped here before it reaches the Session.
 
 from __future__ import annotations
 
+import datetime as _dt
 import html
 import math
 import re
+import threading
+from concurrent.futures import Future
 from pathlib import Path
 
 import ipywidgets as widgets
@@ -30,8 +33,44 @@ THRESHOLD_RANGES = {"bone": (100, 1500), "vessel": (50, 600), "organ": (-100, 30
 MAX_KEY_LENGTH = 16
 WHEEL_STEP = 50  # wheel delta (pixels) per slice: one mouse-wheel notch, several trackpad events
 
+# Keyboard helper, installed once per page: the image takes the keyboard focus when the
+# mouse enters it (unless a text box or slider readout is being edited; Enter ends the
+# editing of a box), and shortcut keys pressed while a button or nothing has the focus
+# are passed to the image. ipycanvas only
+# hears keys on a focused canvas, and ipywidgets runs no <script>: an image error handler
+# carries the code.
+_KEYS_JS = """
+if (!window.radipopKeys) {
+  window.radipopKeys = true;
+  const image = () => document.querySelector('canvas.radipop-image');
+  const editing = (el) => !!el && (el.isContentEditable ||
+      ['INPUT', 'TEXTAREA', 'SELECT'].includes(el.tagName));
+  const keys = /^(Arrow(Up|Down)|Page(Up|Down)|Escape|Delete|Backspace|[0-3sdecSDECzyZY])$/;
+  document.addEventListener('mouseover', (e) => {
+    const c = image();
+    if (c && e.target === c && document.activeElement !== c && !editing(document.activeElement))
+      c.focus({preventScroll: true});
+  }, true);
+  document.addEventListener('keydown', (e) => {
+    const c = image(), t = e.target;
+    if (e.key === 'Enter' && t.tagName === 'INPUT' && t.closest('.radipop-app')) {
+      setTimeout(() => t.blur(), 0);
+      return;
+    }
+    if (!c || t === c || !(t === document.body || t.tagName === 'BUTTON')) return;
+    if (!keys.test(e.key) || ((e.ctrlKey || e.metaKey) && !/^[zyZY]$/.test(e.key))) return;
+    e.preventDefault();
+    c.focus({preventScroll: true});
+    c.dispatchEvent(new KeyboardEvent('keydown', {key: e.key, shiftKey: e.shiftKey,
+        ctrlKey: e.ctrlKey, metaKey: e.metaKey, bubbles: true, cancelable: true}));
+  }, true);
+}
+"""
+KEYBOARD_HELPER = (f'<img src="data:," alt="" style="display:none" '
+                   f'onerror="{html.escape(" ".join(_KEYS_JS.split()), quote=True)}">')
+
 SHORTCUTS = (
-    ("↑ / ↓, Page Up / Page Down, mouse wheel", "next / previous slice"),
+    ("↑ / ↓, Page Up / Page Down, mouse wheel", "next / previous slice (↑ towards the head)"),
     ("S, D, E, C", "tools: Select, Draw, Erase, Cut"),
     ("1, 2, 3", "label the selected region Liver, Spleen, Other"),
     ("0 or Delete", "remove the label of the selected region"),
@@ -76,6 +115,10 @@ class App:
         ``~/.radipop-widgets/sessions``).
     output_root : path, optional
         Exports go into folders under this one (default: ``<workspace>/../exports``).
+    background : bool
+        Run long operations (loading, extend, export) in a worker thread so the page
+        stays responsive; :meth:`wait` waits for the one running. False runs them in
+        the calling thread.
 
     Examples
     --------
@@ -85,7 +128,8 @@ class App:
         rw.App()
     """
 
-    def __init__(self, study=None, data_root=None, workspace=None, output_root=None):
+    def __init__(self, study=None, data_root=None, workspace=None, output_root=None,
+                 background=True):
         if data_root is None and study is None:
             from ..io.phantom import phantom_study_path
             data_root = phantom_study_path()
@@ -100,6 +144,13 @@ class App:
         self._wheel = 0.0
         self._syncing = False
         self._present = np.zeros((1, 2), bool)
+        self.background = bool(background)
+        # Held by every widget callback and by the worker while it applies its results,
+        # so the session, the viewer and ipycanvas' command stream see one thread at a time.
+        self._lock = threading.RLock()
+        self._job: tuple[str, Future] | None = None   # (description, future) while running
+        self._last_job: Future | None = None
+        self._offer = None                            # saved session offered on open
         self.messages = MessagePanel()
         self.viewer = Viewer()
         self.tools = {tool.name: tool(self) for tool in TOOLS}
@@ -108,16 +159,15 @@ class App:
         self._bind()
         self.output_root_text.value = (f"<small>Exports go under <code>"
                                        f"{html.escape(str(self.output_root))}</code></small>")
+        self.style.value = self.viewer.css() + KEYBOARD_HELPER
         self.refresh_studies()
+        self._show_no_study()
         if study is not None:
             self.set_study(study)
         elif self.entries:
             guarded(self.messages, "Opening the study")(self.open_study)(0)
         else:
             self.messages.warning(f"No studies found under {self.data_root}.")
-        if self.session is not None:
-            self.status("Click a green candidate region on the image, then press Liver or "
-                        "Spleen (keys 1, 2). The Help tab lists every shortcut.")
 
     # ----------------------------------------------------------------- layout
     def _build(self):
@@ -144,6 +194,7 @@ class App:
         self._slice_row = slice_row = w.HBox([self.slice_slider, self.slice_text, self.slice_total],
                            layout=w.Layout(width=self.viewer.canvas.layout.width,
                                            align_items="center"))
+        slice_row.add_class("radipop-slice-row")
         image = w.Box([self.viewer.canvas], layout=w.Layout(border="1px solid #444",
                                                            width="fit-content"))
         left = w.VBox([image, self.viewer.strip, slice_row],
@@ -229,6 +280,8 @@ class App:
         self.metadata = w.HTML()
         study = w.VBox([self.data_root_text, self.study_list,
                         w.HBox([self.open_button, self.refresh_button]),
+                        w.HTML("<small style='color:#555'>Listed: DICOM CT series and CT NIfTI "
+                               "files. Label maps and other files are left out.</small>"),
                         _heading("This study (shown, never logged)"), self.metadata])
 
         # Save and export
@@ -244,14 +297,17 @@ class App:
             "dicom_seg": _button("DICOM SEG", "A DICOM Segmentation object referencing the series"),
         }
         self.saved_text = w.HTML()
+        self.export_note = w.HTML()
         save = w.VBox([_heading("Session"), self.save_button, self.saved_text,
                        _heading("Export into a folder"), self.output_root_text, self.output_text,
-                       w.HBox(list(self.export_buttons.values()))])
+                       w.HBox(list(self.export_buttons.values())), self.export_note])
 
         rows = "".join(f"<tr><td style='padding-right:12px'><b>{html.escape(k)}</b></td>"
                        f"<td>{html.escape(v)}</td></tr>" for k, v in SHORTCUTS)
         help_panel = w.HTML(
-            "<div style='font-size:13px'>Click the image first so it receives the keys."
+            "<div style='font-size:13px'>The keys act on the image while the mouse is over it "
+            "(and after clicking a button); in a box you are typing in they stay there until "
+            "Enter."
             f"<table>{rows}</table><p><b>Segmenting:</b> tool <i>Select</i>, click a green "
             "candidate region, press <i>Liver</i> or <i>Spleen</i>. Adjust the thresholds when "
             "the organ leaks into its neighbours, or <i>Cut</i> across the leak. Then "
@@ -262,14 +318,22 @@ class App:
                           layout=w.Layout(width="100%"))
         for i, name in enumerate(["Segment", "View", "Study", "Save & export", "Help"]):
             self.tabs.set_title(i, name)
-        right = w.VBox([self.tabs, _heading("Messages"), self.messages.output],
-                       layout=w.Layout(flex="1 1 auto", min_width="430px", max_width="760px"))
+        # Reopening a study with a saved session: resume it or start new.
+        self.resume_text = w.HTML()
+        self.resume_button = _button("Resume saved session", "Load the saved labels and "
+                                     "thresholds", "#c8e6c9", icon="history")
+        self.start_new_button = _button("Start new", "Keep the fresh session; the saved files "
+                                        "stay until you save over them")
+        self.resume_box = w.VBox(
+            [self.resume_text, w.HBox([self.resume_button, self.start_new_button])],
+            layout=w.Layout(display="none", border="2px solid #8a5a00", padding="4px 8px",
+                            margin="0 0 4px 0"))
+        right = w.VBox([self.resume_box, self.tabs, _heading("Messages"), self.messages.output],
+                       layout=w.Layout(flex="1 1 auto", min_width="430px", max_width="900px"))
         body = w.HBox([left, right], layout=w.Layout(align_items="flex-start"))
-        # Enlarged small images keep sharp pixels (labels are per pixel).
-        style = w.HTML("<style>.radipop-image canvas, canvas.radipop-image "
-                       "{image-rendering: pixelated}</style>")
-        self.widget = w.VBox([style, header, body],
-                             layout=w.Layout(padding="4px", max_width="1320px"))
+        # Per-study CSS (display scale on larger screens) and the keyboard helper.
+        self.style = w.HTML(layout=w.Layout(height="0px", margin="0"))
+        self.widget = w.VBox([self.style, header, body], layout=w.Layout(padding="4px"))
         self.widget.add_class("radipop-app")
         # Stable CSS classes for the browser tests and benchmarks.
         named = {"undo": self.undo_button, "redo": self.redo_button, "tools": self.tool_buttons,
@@ -277,7 +341,11 @@ class App:
                  "extend-below": self.extend_below_button, "extend-above": self.extend_above_button,
                  "extend-n": self.extend_n, "extend-to-end": self.extend_to_end,
                  "save": self.save_button, "scope": self.scope, "volumes": self.volumes,
-                 "messages": self.messages.output, "tabs": self.tabs}
+                 "messages": self.messages.output, "tabs": self.tabs,
+                 "progress": self.progress, "study-list": self.study_list,
+                 "open": self.open_button, "resume": self.resume_button,
+                 "start-new": self.start_new_button, "resume-box": self.resume_box,
+                 "title": self.title}
         named.update({f"threshold-{n}": s for n, s in self.threshold_sliders.items()})
         named.update({f"label-{b.description.split()[0].lower()}": b
                       for b in self.label_buttons.values()})
@@ -285,8 +353,19 @@ class App:
         for name, widget in named.items():
             widget.add_class(f"radipop-{name}")
 
+    def _callback(self, action: str):
+        """Decorator for widget callbacks: one at a time (the lock), errors to the panel."""
+        def decorate(handler):
+            guarded_handler = guarded(self.messages, action)(handler)
+
+            def locked(*args, **kwargs):
+                with self._lock:
+                    return guarded_handler(*args, **kwargs)
+            return locked
+        return decorate
+
     def _bind(self):
-        g = lambda action: guarded(self.messages, action)  # noqa: E731
+        g = self._callback
         v = self.viewer
         v.canvas.on_client_ready(g("Drawing the image")(v.redraw))
         v.canvas.on_mouse_down(g("Handling a click")(self.mouse_down))
@@ -322,6 +401,8 @@ class App:
         self.refresh_button.on_click(g("Scanning the data folder")(lambda _: self.refresh_studies()))
         self.open_button.on_click(g("Opening the study")(lambda _: self.open_study(self.study_list.value)))
         self.save_button.on_click(g("Saving the session")(lambda _: self.save()))
+        self.resume_button.on_click(g("Resuming the saved session")(lambda _: self.resume()))
+        self.start_new_button.on_click(g("Starting a new session")(lambda _: self.start_new()))
         for kind, button in self.export_buttons.items():
             button.on_click(g("Exporting")(lambda _, kind=kind: self.export(kind)))
 
@@ -349,7 +430,78 @@ class App:
     def _progress_done(self):
         self.progress.layout.visibility = "hidden"
 
+    @property
+    def busy(self) -> str | None:
+        """What the long operation running now does ("Loading", ...), or None."""
+        return self._job[0] if self._job else None
+
+    def _edit_controls(self):
+        return [*self.label_buttons.values(), *self.threshold_sliders.values(),
+                self.suggested_button, self.extend_below_button, self.extend_above_button,
+                self.undo_button, self.redo_button, self.save_button,
+                *self.export_buttons.values(), self.open_button, self.resume_button,
+                self.start_new_button]
+
+    def _run(self, description: str, work, done, action: str) -> Future:
+        """Run ``work(progress)`` as a long operation, then ``done(result)`` under the lock.
+
+        ``description`` labels the progress bar ("Loading"); ``action`` names it in
+        an error message ("Opening the study failed: ...").
+
+        In the background (the default) the page stays responsive: the progress bar
+        moves, slices and windows can be browsed, and edits wait until it ends (their
+        controls are disabled). Errors go to the message panel. Returns a Future.
+        """
+        if self._job is not None:
+            raise RadipopError(f"{self._job[0]} is still running: wait until it ends.")
+        future = Future()
+        self._job, self._last_job = (description, future), future
+        for control in self._edit_controls():
+            control.disabled = True
+        progress = self._progress(description)
+
+        def target():
+            result = error = None
+            try:
+                result = work(progress)
+                with self._lock:
+                    done(result)
+            except Exception as exc:  # noqa: BLE001 - the user must see every failure
+                error = exc
+                self.messages.report(exc, action)
+            finally:
+                with self._lock:
+                    self._job = None
+                    self._progress_done()
+                    self._enable_controls()
+            if error is None:
+                future.set_result(result)
+            else:
+                future.set_exception(error)
+
+        if self.background:
+            threading.Thread(target=target, name=f"radipop {description}", daemon=True).start()
+        else:
+            target()
+        return future
+
+    def _enable_controls(self) -> None:
+        for control in self._edit_controls():
+            control.disabled = False
+        self.export_buttons["dicom_seg"].disabled = bool(
+            self.session and _dicom_seg_problem(self.session.study))
+        if self.session is not None:
+            self._update_status()
+        else:
+            self.undo_button.disabled = self.redo_button.disabled = True
+
+    def wait(self, timeout: float | None = 60.0):
+        """Wait for the last long operation to end; return its result or raise its error."""
+        return self._last_job.result(timeout) if self._last_job else None
+
     def _require_session(self):
+        if self._job is not None:
+            raise RadipopError(f"{self._job[0]} is still running: wait until it ends.")
         if self.session is None:
             raise RadipopError("No study is open: choose one in the Study tab and press Open.")
         return self.session
@@ -366,51 +518,73 @@ class App:
             return
         from ..io import scan_studies
         self.entries = list(scan_studies(self.data_root))
+        saved = self._saved_sessions()
         options = []
         for i, entry in enumerate(self.entries):
             name = entry.description or Path(entry.path).name
             rel = Path(entry.path).relative_to(self.data_root) if Path(entry.path).is_relative_to(
                 self.data_root) else Path(entry.path).name
-            saved = " · saved session" if self._has_saved_session(entry) else ""
-            options.append((f"{name} — {entry.n_slices} slices — {rel}{saved}", i))
+            when = saved.get(str(Path(entry.path).resolve()))
+            note = f" · saved session ({when})" if when else ""
+            options.append((f"{name} — {entry.n_slices} slices — {rel}{note}", i))
         self.study_list.options = options
         self.data_root_text.value = (f"<small>Data folder: <code>{html.escape(str(self.data_root))}"
                                      f"</code> · {len(options)} studies</small>")
 
-    def _has_saved_session(self, entry) -> bool:
-        uid = entry.series_uid or ""
-        if not (uid and all(c.isdigit() or c == "." for c in uid)):
-            return False
-        return (self.workspace / f"uid-{uid}" / persist.STATE_FILE).is_file()
+    def _saved_sessions(self) -> dict[str, str]:
+        """Study path -> when its session was saved (local time), from the workspace."""
+        found = {}
+        for state in sorted(self.workspace.glob(f"*/{persist.STATE_FILE}")):
+            try:
+                info = persist.read_session_info(state.parent)
+            except RadipopError:
+                continue
+            if info.get("study_path"):
+                found[str(Path(info["study_path"]).resolve())] = _local_time(info.get("saved_at"))
+        return found
 
-    def open_study(self, index) -> None:
-        """Load the study at ``index`` of the picker (with progress) and show it."""
+    def open_study(self, index) -> Future:
+        """Load the study at ``index`` of the picker in the background (with progress)
+        and show it; returns a Future (see :meth:`wait`)."""
         from ..io import load_study
+        from ..session import Session
         index = _clamp_int(index, 0, len(self.entries) - 1) if self.entries else None
         if index is None:
             raise RadipopError("Choose a study in the list first.")
         entry = self.entries[index]
-        progress = self._progress("Loading")
-        try:
+        if self.session is None:
+            self.tabs.selected_index = 2      # the Study tab stays if the study cannot load
+        self.status(f"Loading {entry.description or Path(entry.path).name} "
+                    f"({entry.n_slices} slices)...")
+
+        def work(progress):
             study = load_study(entry.path, series=entry.series_uid, progress=progress)
-        finally:
-            self._progress_done()
-        self.set_study(study)
+            return study, Session(study, workspace=self.workspace)
+
+        def done(result):
+            self._show_session(result[1])
+            self._syncing = True
+            try:
+                self.study_list.value = index
+            finally:
+                self._syncing = False
+            self.tabs.selected_index = 0
+        return self._run("Loading", work, done, "Opening the study")
 
     def set_study(self, study) -> None:
-        """Open a session on ``study`` (resuming its saved session if there is one)."""
+        """Open a new session on ``study`` (offering its saved session if there is one)."""
         from ..session import Session
-        saved = persist.find_saved_session(study, self.workspace)
-        if saved is not None:
-            session = Session.open(saved, study=study, workspace=self.workspace)
-            self.status(f"Resumed the saved session of this study from {saved}.")
-        else:
-            session = Session(study, workspace=self.workspace)
+        self._show_session(Session(study, workspace=self.workspace))
+
+    def _show_session(self, session, offer: bool = True) -> None:
+        """Bind the widgets to ``session`` and (``offer``) offer the study's saved session."""
+        study = session.study
         self.tool.cancel()
         self.session = session
-        session.add_listener(guarded(self.messages, "Updating the display")(self._session_changed))
+        session.add_listener(self._callback("Updating the display")(self._session_changed))
         n, rows, cols = study.shape
         self.viewer.resize(rows, cols)
+        self.style.value = self.viewer.css() + KEYBOARD_HELPER
         self._slice_row.layout.width = self.viewer.canvas.layout.width
         self._syncing = True
         try:
@@ -420,8 +594,7 @@ class App:
         finally:
             self._syncing = False
         self.slice_total.value = f"/ {n - 1}"
-        self._present = np.stack([(session.labels == label).any(axis=(1, 2))
-                                  for label in (LIVER, SPLEEN)], axis=1)
+        self._update_present()
         suggested = session.suggested_thresholds
         self.suggested_text.value = (f"<small>suggested: bone {suggested.bone:g}, vessel "
                                      f"{suggested.vessel:g}, organ {suggested.organ:g}</small>")
@@ -431,12 +604,82 @@ class App:
         self.title.value = (f"<b style='font-size:15px'>RadiPOP</b> &nbsp; "
                             f"{html.escape(study.series_description or study.name)} "
                             f"<small>({n} × {rows} × {cols})</small>")
+        problem = _dicom_seg_problem(study)
+        self.export_buttons["dicom_seg"].disabled = bool(problem)
+        self.export_buttons["dicom_seg"].tooltip = problem or "A DICOM Segmentation object " \
+            "referencing the series"
+        self.export_note.value = (f"<small style='color:#8a5a00'>{html.escape(problem)}</small>"
+                                  if problem else "")
+        self.saved_text.value = ""
+        self.extend_report.value = ""
         self.status(f"Opened {study.series_description or study.name}: {n} slices of "
-                    f"{rows} x {cols}.")
+                    f"{rows} x {cols}. Click a green candidate region, then press Liver or "
+                    "Spleen (keys 1, 2); the Help tab lists every shortcut.")
         for warning in study.warnings[:5]:
             self.messages.warning(warning)
+        if offer:
+            self._offer_saved_session(study)
         self.set_slice(self._start_slice(), force=True)
         self._update_status()
+
+    def _offer_saved_session(self, study) -> None:
+        saved = persist.find_saved_session(study, self.workspace)
+        self._offer = saved
+        if saved is None:
+            self.resume_box.layout.display = "none"
+            return
+        try:
+            when = _local_time(persist.read_session_info(saved).get("saved_at"))
+        except RadipopError as exc:
+            self._offer = None
+            self.resume_box.layout.display = "none"
+            self.messages.warning(f"The saved session of this study cannot be read ({exc}); "
+                                  "this is a new session.")
+            return
+        self.resume_text.value = (
+            f"<b>This study has a saved session</b> (saved {html.escape(when)}).<br>"
+            "<small>Resume it, or start new: the saved files stay until you save over "
+            "them.</small>")
+        self.resume_box.layout.display = "flex"
+        self.messages.warning(f"This study has a saved session (saved {when}): "
+                              "Resume it or Start new (above the tabs).")
+
+    def resume(self) -> None:
+        """Replace the new session by the study's saved session (offered on open)."""
+        from ..session import Session
+        saved = self._offer
+        if saved is None or self.session is None:
+            raise RadipopError("There is no saved session to resume for this study.")
+        self._require_session()
+        discarded = self.session.can_undo
+        session = Session.open(saved, study=self.session.study, workspace=self.workspace)
+        self._offer = None
+        self.resume_box.layout.display = "none"
+        self._show_session(session, offer=False)
+        self.status(f"Resumed the saved session from {saved}"
+                    + (" (the edits made before were discarded)." if discarded else "."))
+
+    def start_new(self) -> None:
+        """Keep the new session; the saved files stay until the session is saved."""
+        self._offer = None
+        self.resume_box.layout.display = "none"
+        self.status("New session. The saved session stays on disk until you press "
+                    "Save session, which replaces it.")
+
+    def _show_no_study(self) -> None:
+        self.title.value = ("<b style='font-size:15px'>RadiPOP</b> &nbsp; <i>no study open: "
+                            "choose one in the Study tab</i>")
+        self.undo_button.disabled = self.redo_button.disabled = True
+
+    def _update_present(self, slices=None) -> None:
+        """Which slices carry liver and spleen (for the overview strip)."""
+        labels = self.session.labels
+        if slices is None:
+            self._present = np.stack([(labels == label).any(axis=(1, 2))
+                                      for label in (LIVER, SPLEEN)], axis=1)
+            return
+        for z in slices:
+            self._present[z] = (labels[z] == LIVER).any(), (labels[z] == SPLEEN).any()
 
     def _start_slice(self) -> int:
         """The middle of the labelled slices, else the middle of the study."""
@@ -510,8 +753,7 @@ class App:
             if event != "select":
                 self._update_status()
             return
-        for z in slices:
-            self._present[z] = (s.labels[z] == LIVER).any(), (s.labels[z] == SPLEEN).any()
+        self._update_present(slices)
         self.render_strip()
         self._update_status()
 
@@ -603,7 +845,7 @@ class App:
 
     # ----------------------------------------------------------------- tools
     def set_tool(self, name) -> None:
-        if name not in self.tools:
+        if name not in self.tools or self.tools[name] is self.tool:
             return
         self.tool.cancel()
         self.tool = self.tools[name]
@@ -622,6 +864,10 @@ class App:
             return
         pixel = self.viewer.to_pixel(x, y)
         if pixel is not None:
+            if self._job is not None:
+                self.status(f"{self._job[0]} is still running: the image can be browsed, "
+                            "edits wait until it ends.")
+                return
             self.tool.press(*pixel)
 
     def mouse_move(self, x, y) -> None:
@@ -687,61 +933,95 @@ class App:
         self.status(f"Region labelled {names.get(label, 'other')} ({changed} pixels changed).")
         return changed
 
-    def extend(self, below: bool = False, above: bool = False):
-        """Carry this slice's labels below and/or above (n slices, or to the organ's end)."""
+    def extend(self, below: bool = False, above: bool = False) -> Future:
+        """Carry this slice's labels below and/or above (n slices, or to the organ's end),
+        in the background; returns a Future of the ExtendReport (see :meth:`wait`)."""
         s = self._require_session()
         n = None if self.extend_to_end.value else _clamp_int(self.extend_n.value, 1, s.study.n_slices)
-        progress = self._progress("Extending")
-        try:
-            report = s.extend(self.z, below=n if below else 0, above=n if above else 0,
-                              progress=progress)
-        finally:
-            self._progress_done()
-        self.extend_report.value = ("<pre style='font-size:11px;line-height:1.3;margin:0'>"
-                                    f"{html.escape(report.text())}</pre>")
-        self.status(f"Extended the labels of slice {self.z} "
-                    f"{'below' if below else 'above'}: see the report under the Extend buttons.")
-        return report
+        z = self.z
+        where = " and ".join(w for w, on in (("below", below), ("above", above)) if on)
+        self.extend_report.value = ""
+
+        def work(progress):
+            return s.extend(z, below=n if below else 0, above=n if above else 0,
+                            progress=progress)
+
+        def done(report):
+            self.extend_report.value = ("<pre style='font-size:11px;line-height:1.3;margin:0'>"
+                                        f"{html.escape(report.text())}</pre>")
+            self.status(f"Extended the labels of slice {z} {where}: {s.last_message}; "
+                        "the report is under the Extend buttons.")
+        return self._run("Extending", work, done, "Extending the labels")
 
     def undo(self) -> bool:
-        done = self._require_session().undo()
-        if not done:
-            self.status("Nothing to undo.")
+        s = self._require_session()
+        done = s.undo()
+        self.status(_sentence(s.last_message))
         return done
 
     def redo(self) -> bool:
-        done = self._require_session().redo()
-        if not done:
-            self.status("Nothing to redo.")
+        s = self._require_session()
+        done = s.redo()
+        self.status(_sentence(s.last_message))
         return done
 
     # ---------------------------------------------------------- save, export
     def save(self) -> Path:
         """Save the session into the workspace."""
         path = self._require_session().save()
+        if self._offer is not None:
+            self.start_new()
         self.saved_text.value = f"<small>Saved to <code>{html.escape(str(path))}</code></small>"
         self.status(f"Session saved to {path}.")
         return path
 
-    def export(self, kind: str) -> Path:
-        """Export the labels as ``nifti``, ``legacy`` or ``dicom_seg`` into the chosen folder."""
+    def export(self, kind: str) -> Future:
+        """Export the labels as ``nifti``, ``legacy`` or ``dicom_seg`` into the chosen folder,
+        in the background; returns a Future of the path written (see :meth:`wait`)."""
         s = self._require_session()
+        targets = {"nifti": ("labels.nii.gz", s.export_nifti),
+                   "legacy": ("legacy_masks", s.export_legacy),
+                   "dicom_seg": ("segmentation.dcm", s.export_dicom_seg)}
+        if kind not in targets:
+            raise RadipopError(f"Unknown export {kind!r}: choose nifti, legacy or dicom_seg.")
+        if kind == "dicom_seg" and _dicom_seg_problem(s.study):
+            raise RadipopError(_dicom_seg_problem(s.study))
         folder = persist.resolve_inside(self.output_root, self.output_text.value.strip() or ".")
-        folder.mkdir(parents=True, exist_ok=True)
-        progress = self._progress("Exporting")
-        try:
-            if kind == "nifti":
-                path = folder / "labels.nii.gz"
-                s.export_nifti(path)
-            elif kind == "legacy":
-                path = folder / "legacy_masks"
-                s.export_legacy(path)
-            elif kind == "dicom_seg":
-                path = folder / "segmentation.dcm"
-                s.export_dicom_seg(path)
-            else:
-                raise RadipopError(f"Unknown export {kind!r}: choose nifti, legacy or dicom_seg.")
-        finally:
-            self._progress_done()
-        self.status(f"Exported to {path}.")
-        return path
+        name, write = targets[kind]
+        path = folder / name
+
+        def work(progress):
+            folder.mkdir(parents=True, exist_ok=True)
+            write(path)
+            return path
+        return self._run("Exporting", work, lambda path: self.status(f"Exported to {path}."),
+                         "Exporting")
+
+
+def _sentence(text: str) -> str:
+    """An engine message ("undid extend") as a sentence for the panel."""
+    text = text.strip()
+    return (text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")) if text else ""
+
+
+def _local_time(iso) -> str:
+    """An ISO time stamp (as saved) in local time, ``YYYY-MM-DD HH:MM``; '?' if unknown."""
+    try:
+        return _dt.datetime.fromisoformat(str(iso)).astimezone().strftime("%Y-%m-%d %H:%M")
+    except ValueError:
+        return "?"
+
+
+def _dicom_seg_problem(study) -> str | None:
+    """Why a DICOM SEG cannot reference ``study``'s images, or None when it can."""
+    missing = [name for name, value in (("SeriesInstanceUID", study.series_uid),
+                                        ("StudyInstanceUID", study.study_uid)) if not value]
+    if not study.sources or not all(source.sop_instance_uid for source in study.sources):
+        missing.insert(0, "SOPInstanceUID")
+    if not missing:
+        return None
+    if not any(source.sop_instance_uid for source in study.sources) and not study.series_uid:
+        return ("DICOM SEG needs a DICOM study: this one has no DICOM identifiers (NIfTI or "
+                "anonymised without UIDs). Export NIfTI labels instead.")
+    return (f"DICOM SEG needs the identifiers of the source images, and this series has "
+            f"none for {', '.join(missing)}. Export NIfTI labels instead.")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import html
 import logging
+import threading
 import time
 import traceback
 
@@ -28,6 +29,7 @@ class MessagePanel:
     def __init__(self):
         self.messages: list[tuple[str, str]] = []
         self._stamps: list[str] = []
+        self._lock = threading.Lock()      # the worker thread of long operations writes too
         self.output = widgets.Output(layout=widgets.Layout(
             height="92px", overflow="auto", border="1px solid #ccc", padding="0 4px"))
 
@@ -51,16 +53,20 @@ class MessagePanel:
         log.error("%s failed with %s\n%s", action, type(exc).__name__, where)
 
     def _add(self, level: str, text: str) -> None:
-        self.messages.insert(0, (level, text))
-        self._stamps.insert(0, time.strftime("%H:%M:%S"))
-        del self.messages[MAX_MESSAGES:], self._stamps[MAX_MESSAGES:]
-        rows = "".join(
-            f'<div style="color:{_COLOURS[lvl]};font-size:12px;line-height:1.35">'
-            f'<span style="color:#888">{stamp}</span> {html.escape(msg)}</div>'
-            for stamp, (lvl, msg) in zip(self._stamps, self.messages))
-        self.output.outputs = ({"output_type": "display_data",
-                                "data": {"text/html": rows, "text/plain": self.messages[0][1]},
-                                "metadata": {}},)
+        if not text:
+            return
+        with self._lock:
+            self.messages.insert(0, (level, text))
+            self._stamps.insert(0, time.strftime("%H:%M:%S"))
+            del self.messages[MAX_MESSAGES:], self._stamps[MAX_MESSAGES:]
+            rows = "".join(
+                f'<div style="color:{_COLOURS[lvl]};font-size:12px;line-height:1.35">'
+                f'<span style="color:#888">{stamp}</span> {html.escape(msg)}</div>'
+                for stamp, (lvl, msg) in zip(self._stamps, self.messages))
+            self.output.outputs = ({"output_type": "display_data",
+                                    "data": {"text/html": rows,
+                                             "text/plain": self.messages[0][1]},
+                                    "metadata": {}},)
 
 
 def guarded(panel: MessagePanel, action: str):

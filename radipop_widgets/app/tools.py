@@ -83,8 +83,7 @@ class StrokeTool(Tool):
             self.points.append((row, col))
         points, self.points = self.points, []
         self.app.viewer.clear_interaction()
-        if not self.commit(points):
-            self.app.status(self.app.session.last_message)
+        self.app.status(self.report(self.commit(points)))
 
     def cancel(self):
         self.points = []
@@ -93,6 +92,11 @@ class StrokeTool(Tool):
     def commit(self, points: list[tuple[int, int]]):
         """Apply the stroke; return what the Session returned (falsy: nothing changed)."""
         raise NotImplementedError
+
+    def report(self, result) -> str:
+        """What the user is told after the stroke: the Session's own words."""
+        text = self.app.session.last_message.strip()
+        return text[:1].upper() + text[1:] + "." if text else ""
 
 
 class DrawTool(StrokeTool):
@@ -130,6 +134,12 @@ class CutTool(StrokeTool):
 
     def commit(self, points):
         return self.app.session.cut(self.app.z, points)
+
+    def report(self, result):
+        if not result:
+            return super().report(result)
+        return (f"Cut on slice {self.app.z}: select each side (tool Select, key S) and "
+                "label it.")
 
 
 TOOLS = (SelectTool, DrawTool, EraseTool, CutTool)

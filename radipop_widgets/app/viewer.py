@@ -15,6 +15,8 @@ from PIL import Image
 CT, OVERLAY, INTERACTION = 0, 1, 2
 STRIP_HEIGHT = 18
 MIN_DISPLAY, MAX_DISPLAY = 512, 640  # display size range of the image, in screen pixels
+LARGER = (1.25, 1.5, 1.75, 2.0)      # display scale factors tried on larger screens
+SIDE_PANEL, CHROME = 700, 170         # px needed beside / above and below the image
 
 
 def palette_png(index: np.ndarray, palette: np.ndarray) -> bytes:
@@ -66,16 +68,31 @@ class Viewer:
 
     def resize(self, rows: int, cols: int) -> None:
         self.canvas.width, self.canvas.height = int(cols), int(rows)
-        # 1:1 when it fits; small images are enlarged by an integer factor, large ones
-        # shrunk; ipycanvas maps mouse positions back to image pixels either way.
-        scale = max(1, MIN_DISPLAY // max(rows, cols)) if max(rows, cols) <= MAX_DISPLAY \
-            else MAX_DISPLAY / max(rows, cols)
+        scale = display_scale(rows, cols)
         self.canvas.layout = widgets.Layout(
             width=f"{round(cols * scale)}px", height=f"{round(rows * scale)}px",
             min_width=f"{round(cols * scale)}px")
         self.strip.width = int(cols)
         self.strip.layout = widgets.Layout(width=f"{round(cols * scale)}px",
                                            height=f"{STRIP_HEIGHT}px", margin="2px 0 0 0")
+
+    def css(self) -> str:
+        """Style sheet of the display: sharp pixels at integer scales, and on screens with
+        room to spare a larger scale (CSS media queries, largest fitting wins).
+
+        Every scale gives whole screen pixels for the image, and ipycanvas maps mouse
+        positions through the displayed size, so :meth:`to_pixel` stays exact.
+        """
+        rows, cols = self.shape
+        rules = [_scale_rule(display_scale(rows, cols), rows, cols)]
+        for scale in larger_scales(rows, cols):
+            width, height = cols * scale, rows * scale
+            rules.append(f"@media (min-width: {width + SIDE_PANEL:g}px) and "
+                         f"(min-height: {height + CHROME:g}px) "
+                         f"{{ {_scale_rule(scale, rows, cols)} }}")
+        rules.append("@media (min-height: 1000px) { .radipop-app .radipop-messages "
+                     "{ height: 180px !important; } }")
+        return "<style>" + "\n".join(rules) + "</style>"
 
     def to_pixel(self, x, y) -> tuple[int, int] | None:
         """Canvas position from the browser -> ``(row, col)``, or None when outside or invalid."""
@@ -151,6 +168,31 @@ class Viewer:
 
     def clear_interaction(self) -> None:
         self.canvas[INTERACTION].clear()
+
+
+def display_scale(rows: int, cols: int) -> float:
+    """Screen pixels per image pixel on a small screen: 1 when the image fits, small images
+    enlarged by an integer factor, large ones shrunk to ``MAX_DISPLAY``."""
+    side = max(rows, cols)
+    return max(1, MIN_DISPLAY // side) if side <= MAX_DISPLAY else MAX_DISPLAY / side
+
+
+def larger_scales(rows: int, cols: int) -> list[float]:
+    """Scales for larger screens: ``LARGER`` times the base scale, kept when the image
+    then covers a whole number of screen pixels both ways."""
+    base = display_scale(rows, cols)
+    return [base * f for f in LARGER
+            if float(rows * base * f).is_integer() and float(cols * base * f).is_integer()]
+
+
+def _scale_rule(scale: float, rows: int, cols: int) -> str:
+    width, height = cols * scale, rows * scale
+    rendering = "pixelated" if float(scale).is_integer() else "auto"
+    return (f".radipop-app canvas.radipop-image {{ width: {width:g}px !important; "
+            f"height: {height:g}px !important; min-width: {width:g}px !important; "
+            f"image-rendering: {rendering}; }} "
+            f".radipop-app .radipop-strip, .radipop-app .radipop-slice-row "
+            f"{{ width: {width:g}px !important; }}")
 
 
 def overview_strip(present: np.ndarray, current: int, width: int) -> np.ndarray:
