@@ -129,16 +129,22 @@ def wait_counts(page, predicate, timeout: float = 10.0) -> dict:
         time.sleep(0.03)
 
 
+def screen_xy(page, row: int, col: int) -> tuple[float, float]:
+    """Page position of the centre of image pixel (row, col), at any display scale."""
+    image = page.locator("canvas.radipop-image")
+    box = image.bounding_box()
+    scale = box["width"] / image.evaluate("c => c.width")
+    return box["x"] + (col + 0.5) * scale, box["y"] + (row + 0.5) * scale
+
+
 def click_image(page, row: int, col: int) -> None:
-    """Click image pixel (row, col) (the canvas is laid out 1:1)."""
-    box = page.locator("canvas.radipop-image").bounding_box()
-    page.mouse.click(box["x"] + col + 0.5, box["y"] + row + 0.5)
+    """Click image pixel (row, col)."""
+    page.mouse.click(*screen_xy(page, row, col))
 
 
 def drag_image(page, points) -> None:
     """Press at the first (row, col), move through the others, release at the last."""
-    box = page.locator("canvas.radipop-image").bounding_box()
-    xy = [(box["x"] + c + 0.5, box["y"] + r + 0.5) for r, c in points]
+    xy = [screen_xy(page, r, c) for r, c in points]
     page.mouse.move(*xy[0])
     page.mouse.down()
     for x, y in xy[1:]:

@@ -173,3 +173,58 @@ def test_save_writes_what_the_api_reads_back(browser, open_page, phantom, tmp_pa
     expected[Z][phantom["liver"]] = 1
     np.testing.assert_array_equal(labels, expected)
 
+
+
+def test_keys_work_without_clicking_the_image(server, open_page):
+    page = open_page(server)
+    slice_text = page.locator(".radipop-slice-text input")
+    page.keyboard.press("ArrowUp")             # nothing focused yet: the image gets the key
+    page.wait_for_function("() => document.querySelector('.radipop-slice-text input')"
+                           ".value === '31'")
+    page.locator(".radipop-label-liver").click()   # after a button, keys still reach it
+    page.keyboard.press("ArrowDown")
+    page.wait_for_function("() => document.querySelector('.radipop-slice-text input')"
+                           ".value === '30'")
+    slice_text.click()                         # a box being typed into keeps its keys
+    page.keyboard.press("End")
+    page.keyboard.type("2")
+    assert slice_text.input_value() == "302"
+    slice_text.fill("30")
+    slice_text.press("Enter")
+    box = page.locator("canvas.radipop-image").bounding_box()
+    page.mouse.move(box["x"] + 40, box["y"] + 40)   # hovering the image takes the focus
+    page.wait_for_function("() => document.activeElement === "
+                           "document.querySelector('canvas.radipop-image')")
+    page.keyboard.press("d")
+    page.locator(".radipop-tools button.mod-active", has_text="Draw").wait_for()
+
+
+RED_CENTRE_JS = """([row, col, r]) => {
+  const c = document.querySelector('canvas.radipop-image');
+  const d = c.getContext('2d').getImageData(col - r, row - r, 2 * r + 1, 2 * r + 1).data;
+  let n = 0, sr = 0, sc = 0;
+  for (let i = 0; i < d.length; i += 4) {
+    if (d[i] > Math.max(d[i + 1], d[i + 2]) + 40) {
+      const k = i / 4; n++; sr += Math.floor(k / (2 * r + 1)); sc += k % (2 * r + 1);
+    }
+  }
+  return n ? [row - r + sr / n, col - r + sc / n, n] : null;
+}"""
+
+
+def test_large_screen_shows_a_larger_image_with_exact_mapping(server, open_page):
+    page = open_page(server, 1920, 1080)
+    image = page.locator("canvas.radipop-image")
+    box = image.bounding_box()
+    scale = box["width"] / 512
+    assert scale in (1.25, 1.5, 1.75, 2.0), f"display {box['width']} px wide"
+    assert box["height"] + box["y"] < 1080
+    strip = page.locator(".radipop-strip").bounding_box()
+    assert abs(strip["width"] - box["width"]) < 1
+    page.keyboard.press("d")                   # draw liver dots in the air above the body
+    page.locator(".radipop-tools button.mod-active", has_text="Draw").wait_for()
+    for row, col in ((12, 100), (13, 301), (25, 450)):
+        page.mouse.click(*harness.screen_xy(page, row, col))
+        page.wait_for_function(RED_CENTRE_JS, arg=[row, col, 8], polling=50, timeout=10_000)
+        centre_row, centre_col, n = page.evaluate(RED_CENTRE_JS, [row, col, 8])
+        assert abs(centre_row - row) <= 0.5 and abs(centre_col - col) <= 0.5, (row, col, n)
