@@ -199,7 +199,7 @@ def test_extend_by_n_slices_shows_the_report(app, phantom):
     assert present[z - 2:z + 1].all() and not present[z - 3] and not present[z + 1]
     assert f"slice {z - 1}" in app.extend_report.value
     assert app._present[z - 2:z + 1, 0].all()      # the overview strip knows
-    assert "extended to 2 slice(s)" in app.messages.messages[0][1]
+    assert f"below to 2 slice(s) (slices {z - 2}-{z - 1})" in app.messages.messages[0][1]
     app.key("z", ctrl=True)
     assert not (app.session.labels[z - 1] == LIVER).any()
     assert app.messages.messages[0][1] == "Undid extend."

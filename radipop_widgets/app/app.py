@@ -949,8 +949,10 @@ class App:
         def done(report):
             self.extend_report.value = ("<pre style='font-size:11px;line-height:1.3;margin:0'>"
                                         f"{html.escape(report.text())}</pre>")
-            self.status(f"Extended the labels of slice {z} {where}: {s.last_message}; "
-                        "the report is under the Extend buttons.")
+            labelled = sorted({row.slice for row in report.rows if row.status == "labelled"})
+            reach = f"slices {labelled[0]}-{labelled[-1]}" if labelled else "no slice"
+            self.status(f"Extended the labels of slice {z} {where} to {len(labelled)} "
+                        f"slice(s) ({reach}); the report is under the Extend buttons.")
         return self._run("Extending", work, done, "Extending the labels")
 
     def undo(self) -> bool:
