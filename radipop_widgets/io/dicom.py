@@ -549,7 +549,8 @@ def _decode(slices, spacing, affine, path, progress) -> Study:
             if arr.shape != (rows, cols):
                 raise InconsistentSlicesError(
                     f"{h.path}: pixel data is {arr.shape}, the header says {(rows, cols)}; "
-                    "the file is damaged, export it again.")
+                    "the file is damaged: export the series again or move the file out of the "
+                    "folder.")
             inverted |= _store_hu(arr, ds, h.rescale, hu[z_of[h.path, h.frame]], h.path)
             if metadata is None:
                 metadata = {k: _text_or_none(ds.get(k)) for k in METADATA_KEYS}
@@ -650,7 +651,8 @@ def _pixel_error(h, exc) -> StudyError:
     if not (h.transfer_syntax and UID(h.transfer_syntax).is_compressed):
         return UnreadableFileError(
             f"{h.path}: the pixel data cannot be read ({exc}); the file is probably "
-            "truncated or its header is wrong. Export it again.")
+            "truncated or its header is wrong. Export the series again, or move this file "
+            "out of the folder to load the rest (a missing slice will then be reported).")
     return DecodeError(
         f"{h.path}: the {UID(h.transfer_syntax).name} pixel data cannot be decoded "
         f"({type(exc).__name__}: {exc}); the file may be damaged. Export the series "
