@@ -39,7 +39,7 @@ def install_websocket_guard() -> None:
 
 
 def voila_arguments(port: int, token: str | None, notebook: Path = NOTEBOOK) -> list[str]:
-    """Command-line options of a Voilà server bound to 127.0.0.1 with safe defaults."""
+    """Command-line options of a Voilà server bound to 127.0.0.1."""
     return [
         str(notebook),
         "--no-browser",
@@ -47,13 +47,21 @@ def voila_arguments(port: int, token: str | None, notebook: Path = NOTEBOOK) -> 
         "--Voila.ip=127.0.0.1",
         "--Voila.port_retries=0",
         f"--Voila.token={token or ''}",
-        # Serve no static files from the working directory: images of patients may be there.
-        "--VoilaConfiguration.file_allowlist=[]",
-        # A closed tab must not keep its kernel (and the CT in it) alive for ever.
-        "--MappingKernelManager.cull_idle_timeout=3600",
-        "--MappingKernelManager.cull_interval=300",
-        "--MappingKernelManager.cull_connected=False",
     ]
+
+
+def voila_config():
+    """Safe settings that the command line cannot express cleanly."""
+    from traitlets.config import Config
+
+    config = Config()
+    # Serve no static files from the working directory: images of patients may be there.
+    config.VoilaConfiguration.file_allowlist = []
+    # A closed tab must not keep its kernel (and the CT in it) alive for ever.
+    config.MappingKernelManager.cull_idle_timeout = 3600
+    config.MappingKernelManager.cull_interval = 300
+    config.MappingKernelManager.cull_connected = False
+    return config
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -74,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
 
     query = f"?token={args.token}" if args.token else ""
     print(f"radipop-widgets dashboard: http://127.0.0.1:{args.port}/{query}", flush=True)
-    Voila.launch_instance(argv=voila_arguments(args.port, args.token))
+    Voila.launch_instance(argv=voila_arguments(args.port, args.token), config=voila_config())
 
 
 if __name__ == "__main__":
