@@ -160,3 +160,61 @@ def test_suggest_keeps_the_lower_of_two_close_organs():
     t = suggest_thresholds(hu)
     assert 30 < t.organ < 47 - 4
     assert (partition(hu[0], t, pixel_mm=1.0)[24:96, 82:106] > 0).mean() > 0.97
+
+
+def test_fat_hole_stays_open_while_a_same_size_vessel_hole_fills():
+    # the fissure / porta hepatis is fat inside the liver's outline: not liver
+    hu = np.full((60, 90), -100, np.int16)
+    hu[5:55, 5:85] = 100
+    hu[20:30, 15:25] = -80      # 100 mm^2 of fat
+    hu[20:30, 55:65] = 20       # 100 mm^2 below the organ threshold (a vessel, a lesion)
+    params = PartitionParams(smooth_mm=0, bone_margin_mm=0, closing_mm=0, min_peak_mm=1000)
+    regions = partition(hu, T, pixel_mm=1.0, params=params)
+    assert (regions[20:30, 15:25] == 0).all(), "fat hole should stay open"
+    assert (regions[20:30, 55:65] == regions[40, 40]).all() and regions[40, 40] > 0
+    assert params.fat_hole_mm2 < 100 < params.hole_mm2
+
+
+def _body_with_wall(organ_centre_col):
+    """A round body (fat), a muscle band 72-86 mm from the centre with ribs in it at
+    79 mm, and a round organ of muscle's HU touching the band's inner side."""
+    shape = (200, 200)
+    yy, xx = np.mgrid[:200, :200] - 100.0
+    r = np.hypot(yy, xx)
+    hu = np.full(shape, -1000.0)
+    hu[r < 90] = -100
+    hu[(r >= 72) & (r < 86)] = 60
+    angle = np.arctan2(yy, xx)
+    for a in np.deg2rad([120, 150, 180, 210, 240]):
+        hu[np.hypot(yy - 79 * np.sin(a), xx - 79 * np.cos(a)) < 3] = 400
+    organ = np.hypot(yy, xx - organ_centre_col) < 38
+    hu[organ] = 60
+    return hu.astype(np.int16), organ, r, angle
+
+
+def test_body_wall_band_is_its_own_region_and_the_organ_stays_whole():
+    hu, organ, r, angle = _body_with_wall(-34)        # organ reaches 72 mm at 180 deg
+    regions = partition(hu, T, pixel_mm=1.0)
+    inside = regions[100, 100 - 34]
+    assert inside > 0
+    # the whole organ but its smoothed outline is one region
+    assert (regions[organ] == inside).mean() > 0.93
+    assert (regions[organ] == inside).sum() == (regions[organ] > 0).sum(), "organ cut"
+    # the band between the ribs next to the organ (165 deg, 77-83 mm) is not the organ
+    band = (r > 77) & (r < 83) & (np.abs(np.rad2deg(angle) - 165) < 3)
+    assert band.any() and (regions[band] > 0).all() and (regions[band] != inside).all()
+    # without the rule the band and the organ are one region (the scene needs the rule)
+    off = partition(hu, T, pixel_mm=1.0, params=PartitionParams(wall_reach_mm=0))
+    assert (off[band] == off[100, 100 - 34]).all()
+
+
+def test_body_wall_needs_ribs():
+    # no bone: no wall; a big bone (the spine) is not a rib
+    hu, organ, r, angle = _body_with_wall(-34)
+    from radipop_widgets.segmentation.partition import body_wall, smooth_slice
+    smooth = smooth_slice(hu, pixel_mm=1.0)
+    assert body_wall(smooth, T, pixel_mm=1.0)[r > 80].any()
+    smooth[smooth > T.bone] = 60
+    assert not body_wall(smooth, T, pixel_mm=1.0).any()
+    smooth[90:130, 80:120] = 500                          # 1600 mm^2 of bone
+    assert not body_wall(smooth, T, pixel_mm=1.0).any()

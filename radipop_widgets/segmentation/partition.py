@@ -18,7 +18,10 @@ class PartitionParams:
 
     smooth_mm : Gaussian smoothing sigma before thresholding.
     bone_margin_mm : bone is removed with this margin (its partial-volume rim).
-    hole_mm2 : holes up to this area are filled (vessels inside an organ).
+    hole_mm2 : holes up to this area are filled (vessels, lesions inside an organ).
+    fat_hu, fat_hole_mm2 : holes mostly darker than ``fat_hu`` (smoothed) are fat, never
+        organ parenchyma (a fissure, the porta hepatis): filled only up to
+        ``fat_hole_mm2`` (noise).
     small_mm2 : objects up to this area are removed.
     closing_mm : radius of the closing that smooths region outlines.
     edge_hu_per_mm : smoothed gradient above this is an internal edge (cut).
@@ -26,6 +29,14 @@ class PartitionParams:
         them is thinner than this fraction of the smaller basin's inner radius.
     min_peak_mm : distance maxima lower than this above their surroundings do not
         seed their own basin.
+    body_hu : the body is what is above this (smoothed), holes filled.
+    rib_max_mm2, rib_shell : bone pieces up to this area whose shallowest pixel lies
+        within ``rib_shell`` times the body's largest depth of the outline are ribs
+        (the spine is larger or deeper).
+    wall_reach_mm, wall_margin_mm : the body wall is the body within ``wall_reach_mm``
+        of a rib and no deeper (from the body outline) than that rib's nearest pixel plus
+        ``wall_margin_mm``; its candidate pixels are regions of their own (see
+        :func:`body_wall`). ``wall_reach_mm = 0`` turns the rule off.
     work_mm : region finding runs on pixels of about this size (see :func:`partition`).
     thin_mm, thin_keep_mm2 : parts thinner than ``2 * thin_mm`` and larger than
         ``thin_keep_mm2`` are regions of their own (see :func:`split_regions`).
@@ -34,6 +45,8 @@ class PartitionParams:
     smooth_mm: float = 1.0
     bone_margin_mm: float = 2.0
     hole_mm2: float = 400.0
+    fat_hu: float = -30.0
+    fat_hole_mm2: float = 30.0
     small_mm2: float = 30.0
     closing_mm: float = 1.0
     edge_hu_per_mm: float = 0.0
@@ -41,6 +54,11 @@ class PartitionParams:
     min_peak_mm: float = 3.0
     thin_mm: float = 4.0
     thin_keep_mm2: float = 150.0
+    body_hu: float = -400.0
+    rib_max_mm2: float = 400.0
+    rib_shell: float = 0.3
+    wall_reach_mm: float = 30.0
+    wall_margin_mm: float = 3.0
     work_mm: float = 1.5
 
 
@@ -77,17 +95,25 @@ def foreground(smooth: np.ndarray, thresholds: Thresholds, *, pixel_mm: float,
     if params.edge_hu_per_mm > 0:
         gr = ndimage.sobel(smooth, 0) ** 2 + ndimage.sobel(smooth, 1) ** 2
         mask &= np.sqrt(gr) / (8 * pixel_mm) <= params.edge_hu_per_mm
-    mask = _fill_small_holes(mask, params.hole_mm2 / px2)
+    mask = _fill_holes(mask, smooth, px2, params)
     mask = _remove_small(mask, params.small_mm2 / px2)
     return mask
 
 
-def _fill_small_holes(mask: np.ndarray, max_px: float) -> np.ndarray:
+def _fill_holes(mask: np.ndarray, smooth: np.ndarray, px2: float, params: PartitionParams) -> np.ndarray:
+    """Fill the holes of ``mask`` up to ``hole_mm2``, holes of mostly fat only up to
+    ``fat_hole_mm2``.
+
+    A larger limit for bright (contrast) holes was tried and dropped: the kidney's
+    enhancing cortex is such a hole next to the phantom's spleen (spleen Dice 0.93 -> 0.84).
+    """
     holes, n = ndimage.label(~mask)
     if n == 0:
         return mask
     sizes = np.bincount(holes.ravel())
-    small = sizes <= max_px
+    fat = np.bincount(holes.ravel(), (smooth < params.fat_hu).ravel(), n + 1)
+    limit = np.where(2 * fat > sizes, params.fat_hole_mm2, params.hole_mm2) / px2
+    small = sizes <= limit
     small[0] = False
     # a hole touching the border is outside, not a hole
     border = np.unique(np.concatenate([holes[0], holes[-1], holes[:, 0], holes[:, -1]]))
@@ -140,6 +166,50 @@ def split_regions(mask: np.ndarray, *, pixel_mm: float,
         regions = watershed(-dist, markers, mask=mask)
     # every region connected (a cut or the watershed never leaves two pieces in one id)
     return label_components(regions, connectivity=1, background=0).astype(np.int32)
+
+
+def body_wall(smooth: np.ndarray, thresholds: Thresholds, *, pixel_mm: float,
+              params: PartitionParams = DEFAULT_PARAMS) -> np.ndarray:
+    """Pixels of the body wall: from the body outline in to the inner side of the ribs.
+
+    Muscle between the ribs (and the diaphragm on their inner side) has the HU of liver
+    and spleen and lies flat on them, so no threshold or edge separates it. The ribs
+    mark the wall: a body pixel near a rib (``wall_reach_mm``, half the widest gap
+    between ribs in an axial slice) that is not deeper below the body outline than the
+    rib's nearest pixel (plus ``wall_margin_mm``) is wall. Organs lie inside the rib
+    cage, deeper than its ribs. Without ribs (below the rib cage, a phantom) there is
+    no wall.
+    """
+    empty = np.zeros(smooth.shape, bool)
+    if params.wall_reach_mm <= 0:
+        return empty
+    body = ndimage.binary_fill_holes(smooth > params.body_hu)
+    bone = (smooth > thresholds.bone) & body
+    if not bone.any():
+        return empty
+    depth = ndimage.distance_transform_edt(np.pad(body, 1))[1:-1, 1:-1] * pixel_mm
+    comps, n = ndimage.label(bone)
+    area = np.bincount(comps.ravel(), minlength=n + 1) * pixel_mm * pixel_mm
+    shallow = np.asarray(ndimage.minimum(depth, comps, np.arange(n + 1)))
+    is_rib = (area <= params.rib_max_mm2) & (shallow <= params.rib_shell * depth.max())
+    is_rib[0] = False
+    ribs = is_rib[comps]
+    if not ribs.any():
+        return empty
+    dist, (rr, cc) = ndimage.distance_transform_edt(~ribs, return_indices=True)
+    return (body & (dist * pixel_mm <= params.wall_reach_mm)
+            & (depth <= depth[rr, cc] + params.wall_margin_mm))
+
+
+def _regions(mask: np.ndarray, smooth: np.ndarray, thresholds: Thresholds, *,
+             pixel_mm: float, params: PartitionParams) -> np.ndarray:
+    """:func:`split_regions` with the body wall's candidates as regions of their own."""
+    wall = body_wall(smooth, thresholds, pixel_mm=pixel_mm, params=params) & mask
+    inner = split_regions(mask & ~wall, pixel_mm=pixel_mm, params=params)
+    if not wall.any():
+        return inner
+    outer = label_components(wall, connectivity=1, background=0)
+    return np.where(outer > 0, outer + int(inner.max()), inner).astype(np.int32)
 
 
 def _neck_basins(mask: np.ndarray, dist: np.ndarray, params: PartitionParams) -> np.ndarray:
@@ -269,7 +339,7 @@ def partition(hu_slice: np.ndarray, thresholds: Thresholds, *, pixel_mm: float,
 
 def _candidate_box(hu_slice: np.ndarray, thresholds: Thresholds, *, pixel_mm: float,
                    params: PartitionParams) -> tuple[slice, slice] | None:
-    """Bounding box of the pixels above the lowest threshold, with a margin.
+    """Bounding box of the body and of the pixels above the lowest threshold, with a margin.
 
     Outside it nothing can become a region: a smoothed pixel is a weighted mean of raw
     pixels, so it exceeds a threshold only within the smoothing reach of a raw pixel that
@@ -277,7 +347,7 @@ def _candidate_box(hu_slice: np.ndarray, thresholds: Thresholds, *, pixel_mm: fl
     the morphology, and the box is aligned to the working grid, so the result is the same
     as on the whole slice while the air around the body costs nothing.
     """
-    above = hu_slice > min(thresholds)
+    above = hu_slice > min(*thresholds, params.body_hu)
     rows = np.flatnonzero(above.any(axis=1))
     if rows.size == 0:
         return None
@@ -299,13 +369,13 @@ def _partition_box(hu_slice, thresholds, *, pixel_mm, barrier, params) -> np.nda
         mask = foreground(smooth, thresholds, pixel_mm=pixel_mm, params=params)
         if barrier is not None:
             mask &= ~barrier
-        return split_regions(mask, pixel_mm=pixel_mm, params=params)
+        return _regions(mask, smooth, thresholds, pixel_mm=pixel_mm, params=params)
     h, w = smooth.shape
     coarse = _block_mean(smooth, f)
     mask_c = foreground(coarse, thresholds, pixel_mm=pixel_mm * f, params=params)
     if barrier is not None:
         mask_c &= ~_block_any(barrier, f)
-    reg_c = split_regions(mask_c, pixel_mm=pixel_mm * f, params=params)
+    reg_c = _regions(mask_c, coarse, thresholds, pixel_mm=pixel_mm * f, params=params)
     # outline pixels (coarse pixels next to another region or background) are decided
     # at full resolution by the thresholds; their label is their own or a neighbour's
     top = ndimage.maximum_filter(reg_c, size=3)
