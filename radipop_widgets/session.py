@@ -345,7 +345,9 @@ class Session:
         z : int
         below, above : int or None
             How many slices to go towards lower / higher indices; None = as far as the
-            organ goes (the stopping rule), 0 = not in that direction.
+            organ goes (the stopping rule), 0 = not in that direction. Slices that
+            already have the label end the extend; up to as many of them gain the parts
+            of the label they lack (a lobe joining between two labelled slices).
         progress : callable(done, total), optional
         label : int, optional
             Only this label (default: every label on slice ``z``).

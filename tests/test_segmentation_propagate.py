@@ -84,3 +84,27 @@ def test_carry_keeps_a_mostly_covered_region_near_the_previous_outline():
     mask, status, reason = carry(source, regions, np.ones(shape, bool), pixel_mm=1.0)
     assert status == "labelled" and "clipped to 5 mm" in reason
     assert mask[30, 54] and not mask[30, 56] and mask[10:50, 10:50].all()
+
+
+def test_extend_completes_a_labelled_slice_with_a_lobe_it_lacks():
+    # key slice 4 holds both lobes; slices 0-2 were labelled from a lower key slice with
+    # the right lobe only. Extending down one slice goes on into the labelled slices
+    # within the same count, adding the left lobe, but never a speck (< 5 % of the label)
+    shape = (5, 40, 60)
+    regions = np.zeros(shape, np.int32)
+    regions[:, 5:35, 5:30] = 1          # right lobe
+    regions[:, 10:30, 35:55] = 2        # left lobe, separate on every slice
+    regions[:, 36:38, 5:7] = 3          # a speck under the key label
+    labels = np.zeros(shape, np.uint8)
+    labels[4][regions[4] > 0] = 1
+    labels[:3][regions[:3] == 1] = 1
+    out = []
+    for z, mask, row in extend_label(lambda i: labels[i], lambda i: regions[i], 4, 1, -1, 2, 5,
+                                     pixel_mm=1.0):
+        out.append(row)
+        if mask is not None:
+            labels[z][mask] = 1
+    assert [r.slice for r in out if r.status == "labelled"] == [3, 2, 1]
+    assert (labels[1:4][regions[1:4] == 2] == 1).all()
+    assert (labels[0][regions[0] == 2] == 0).all(), "completion stays within the count"
+    assert (labels[1:3][regions[1:3] == 3] == 0).all(), "no specks added"

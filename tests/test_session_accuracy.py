@@ -23,7 +23,8 @@ FLOORS = [
     # the spleen (47 HU); before it the threshold (46) sat on the spleen (Dice 0.77)
     ("phantom-native", 1, 0.95, 3.5), ("phantom-native", 2, 0.91, 6),
     ("ct-siemens-20slices", 1, 0.95, 1.5), ("ct-siemens-20slices", 2, 0.93, 2.5),
-    ("ct-abdomen-3mm", 1, 0.89, 1),
+    # the left lobe joining between key slices is completed; hilum tissue comes with it
+    ("ct-abdomen-3mm", 1, 0.91, 6.5),
     # non-contrast 3 mm spleen: the outline lies about half a pixel inside (partial volume)
     ("ct-abdomen-3mm", 2, 0.92, 11.5),
     ("ge-ct-3slices", 1, 0.92, 14),
