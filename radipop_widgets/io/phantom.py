@@ -19,7 +19,7 @@ from scipy import ndimage
 from ..labels import LIVER, SPLEEN
 from ..study import METADATA_KEYS, SliceSource, Study, affine_from_geometry
 
-PHANTOM_VERSION = 1
+PHANTOM_VERSION = 2
 DEFAULT_SHAPE = (60, 512, 512)
 DEFAULT_PIXEL_MM = 0.8
 DEFAULT_SLICE_MM = 2.5
@@ -95,7 +95,7 @@ def _slice_tissues(x, y, z, tissue_hu):
                | _tube(x, y, z, (-45, 0, 120), (10, -55, 125), 4.0))
     hu[liver & vessels] = tissue_hu["portal_vein"]
 
-    spleen = _ellipsoid(x, y, z, (92, 40, 100), (30, 48, 42)) < 1
+    spleen = _ellipsoid(x, y, z, (84, 26, 100), (26, 44, 42)) < 1
     hu[spleen] = tissue_hu["spleen"]
     labels[spleen] = SPLEEN
 
