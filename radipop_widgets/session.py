@@ -17,7 +17,9 @@ from .segmentation.edit import clean_points, line_mask, stroke_mask
 from .segmentation.partition import DEFAULT_PARAMS, PartitionParams, partition
 from .segmentation.propagate import (DEFAULT_EXTEND, ExtendParams, ExtendReport, ExtendRow,
                                      extend_label)
-from .segmentation.thresholds import DEFAULT_THRESHOLDS, Thresholds, suggest_thresholds
+from .segmentation.rim import DEFAULT_RIM, RimParams, partial_volume_rim
+from .segmentation.thresholds import (DEFAULT_THRESHOLDS, Thresholds, noise_sd,
+                                      suggest_thresholds)
 from .study import Study
 
 log = logging.getLogger(__name__)
@@ -56,7 +58,8 @@ class Session:
 
     def __init__(self, study: Study, thresholds=None, workspace=None, autosave: bool = False,
                  *, history_depth: int = 200, partition_params: PartitionParams = DEFAULT_PARAMS,
-                 extend_params: ExtendParams = DEFAULT_EXTEND):
+                 extend_params: ExtendParams = DEFAULT_EXTEND,
+                 rim_params: RimParams | None = DEFAULT_RIM):
         if not isinstance(study, Study):
             raise SessionError(f"Session needs a Study (from load_study), got {type(study).__name__}")
         self.study = study
@@ -77,6 +80,8 @@ class Session:
         self._listeners: list[Callable] = []
         self.partition_params = partition_params
         self.extend_params = extend_params
+        self.rim_params = rim_params
+        self._noise_sd: float | None = None
         self.workspace = workspace
         self.autosave = bool(autosave)
         self.last_message = ""
@@ -159,7 +164,8 @@ class Session:
             self._regions.move_to_end(z)
             return cached
         regions = partition(self.study.hu[z], self.thresholds(z), pixel_mm=self.pixel_mm,
-                            barrier=self._barrier(z), params=self.partition_params)
+                            barrier=self._barrier(z), noise_sd=self.noise_sd,
+                            params=self.partition_params)
         regions.setflags(write=False)
         self._regions[z] = regions
         while len(self._regions) > REGION_CACHE_SLICES:
@@ -254,6 +260,7 @@ class Session:
             return 0
         new = self.labels[z].copy()
         new[mask] = label
+        self._add_rim(z, new, label, mask)
         return self._edit_slice("assign", z, new,
                                 f"{label_name(label) if label else 'label removed'}")
 
@@ -388,6 +395,7 @@ class Session:
                     if mask is not None:
                         new = self.labels[tz].copy()
                         new[mask] = lab
+                        self._add_rim(tz, new, lab, mask)
                         patch = label_patch(tz, self.labels[tz], new)
                         if patch is not None:
                             self.labels[tz, patch.rows, patch.cols] = patch.new
@@ -402,6 +410,29 @@ class Session:
         self._commit(step, f"extended to {n} slice(s)" if n else "nothing extended: "
                      + (report.rows[-1].reason if report.rows else "no slices"))
         return report
+
+    @property
+    def noise_sd(self) -> float:
+        """Noise SD of one pixel in HU (:func:`noise_sd` of up to 8 slices, computed once)."""
+        if self._noise_sd is None:
+            hu = self.study.hu
+            zs = np.unique(np.linspace(0, hu.shape[0] - 1, min(8, hu.shape[0])).round())
+            try:
+                self._noise_sd = noise_sd(hu[zs.astype(int)])
+            except ValueError:          # no soft tissue: no partial-volume rim
+                self._noise_sd = math.inf
+        return self._noise_sd
+
+    def _add_rim(self, z: int, new: np.ndarray, label: int, added: np.ndarray) -> None:
+        """Give ``label`` the partial-volume rim of the pixels ``added`` to it in ``new``
+        (slice ``z``): outline pixels that are mostly organ, never other labels or cuts."""
+        if label == 0 or self.rim_params is None:
+            return
+        barrier = self._barrier(z)
+        rim = partial_volume_rim(self.study.hu[z], new, label, noise_sd=self.noise_sd,
+                                 near=added, free=None if barrier is None else ~barrier,
+                                 params=self.rim_params)
+        new[rim] = label
 
     def _edit_slice(self, name: str, z: int, new: np.ndarray, what: str) -> int:
         patch = label_patch(z, self.labels[z], new)

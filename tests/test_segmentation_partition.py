@@ -108,8 +108,9 @@ def test_cropping_to_the_candidates_changes_nothing():
     hu[100:105, 70:80] = 400                                  # bone inside
     hu = (hu + rng.normal(0, 15, hu.shape)).astype(np.int16)
     for pixel_mm in (0.7, 1.0, 3.0):
-        cropped = partition(hu, T, pixel_mm=pixel_mm)
-        whole = _partition_box(hu, T, pixel_mm=pixel_mm, barrier=None, params=DEFAULT_PARAMS)
+        cropped = partition(hu, T, pixel_mm=pixel_mm, noise_sd=15.0)
+        whole = _partition_box(hu, T, pixel_mm=pixel_mm, barrier=None,
+                               step_hu=DEFAULT_PARAMS.step_sds * 15.0, params=DEFAULT_PARAMS)
         assert cropped.max() >= 2
         assert (cropped == whole).all()
 
@@ -218,3 +219,24 @@ def test_body_wall_needs_ribs():
     assert not body_wall(smooth, T, pixel_mm=1.0).any()
     smooth[90:130, 80:120] = 500                          # 1600 mm^2 of bone
     assert not body_wall(smooth, T, pixel_mm=1.0).any()
+
+
+def test_intensity_step_separates_touching_tissues_of_different_hu():
+    # spleen (115 HU) lying on the kidney (160 HU) over a wide contact: one region by
+    # shape, two by the intensity step (45 HU = 3.75 noise SDs of 12 HU)
+    shape = (120, 200)
+    rng = np.random.default_rng(3)
+    hu = np.full(shape, -100.0)
+    hu[disk(shape, (60, 60), 40) | disk(shape, (60, 120), 40)] = 115
+    hu[disk(shape, (60, 120), 40) & ~disk(shape, (60, 60), 40)] = 160
+    hu = (hu + rng.normal(0, 12, shape)).astype(np.int16)
+    t = Thresholds(bone=400, vessel=250, organ=50)
+    regions = partition(hu, t, pixel_mm=1.0, noise_sd=12.0)
+    assert regions[60, 50] > 0 and regions[60, 135] > 0
+    assert regions[60, 50] != regions[60, 135]
+    off = partition(hu, t, pixel_mm=1.0, noise_sd=12.0, params=PartitionParams(step_sds=0))
+    assert off[60, 50] == off[60, 135] > 0, "the scene needs the rule"
+    # the same shape of one tissue stays whole; a 15 HU step is below 3 noise SDs
+    hu2 = np.where(hu > 140, hu - 30, hu).astype(np.int16)
+    same = partition(hu2, t, pixel_mm=1.0, noise_sd=12.0)
+    assert same[60, 50] == same[60, 135] > 0

@@ -9,7 +9,7 @@ from scipy import ndimage
 from skimage.measure import label as label_components
 from skimage.segmentation import watershed
 
-from .thresholds import Thresholds
+from .thresholds import Thresholds, noise_sd as measure_noise_sd
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,10 @@ class PartitionParams:
         of a rib and no deeper (from the body outline) than that rib's nearest pixel plus
         ``wall_margin_mm``; its candidate pixels are regions of their own (see
         :func:`body_wall`). ``wall_reach_mm = 0`` turns the rule off.
+    step_sds : two neighbouring basins whose median (smoothed) HU differs by more than
+        this many noise SDs of a pixel (and more than ``step_min_hu``) are different
+        tissues and stay separate however wide the passage between them (an organ
+        touching the kidney's cortex); ``step_sds = 0`` turns the rule off.
     work_mm : region finding runs on pixels of about this size (see :func:`partition`).
     thin_mm, thin_keep_mm2 : parts thinner than ``2 * thin_mm`` and larger than
         ``thin_keep_mm2`` are regions of their own (see :func:`split_regions`).
@@ -59,6 +63,8 @@ class PartitionParams:
     rib_shell: float = 0.3
     wall_reach_mm: float = 30.0
     wall_margin_mm: float = 3.0
+    step_sds: float = 3.0
+    step_min_hu: float = 20.0
     work_mm: float = 1.5
 
 
@@ -132,10 +138,12 @@ def _remove_small(mask: np.ndarray, max_px: float) -> np.ndarray:
 
 
 def split_regions(mask: np.ndarray, *, pixel_mm: float,
-                  params: PartitionParams = DEFAULT_PARAMS) -> np.ndarray:
+                  params: PartitionParams = DEFAULT_PARAMS, smooth: np.ndarray | None = None,
+                  step_hu: float = np.inf) -> np.ndarray:
     """Connected components of ``mask`` split where organs meet.
 
-    Two rules: (1) parts thinner than ``2 * thin_mm`` (what an opening of radius
+    Two rules (and a third with ``smooth``: basins whose median of ``smooth`` differs by
+    more than ``step_hu`` are never merged, see ``PartitionParams.step_sds``): (1) parts thinner than ``2 * thin_mm`` (what an opening of radius
     ``thin_mm`` removes: muscle layers, bowel walls lying on an organ) become regions of
     their own when larger than ``thin_keep_mm2``, smaller ones go back to the region they
     touch; (2) the rest is split into distance-transform watershed basins, merged back
@@ -151,7 +159,7 @@ def split_regions(mask: np.ndarray, *, pixel_mm: float,
         eroded = dist > params.thin_mm
         core = mask & (ndimage.distance_transform_edt(~eroded) * pixel_mm <= params.thin_mm) \
             if eroded.any() else np.zeros_like(mask)
-    regions = _neck_basins(core, dist, params)
+    regions = _neck_basins(core, dist, params, smooth, step_hu)
     thin = mask & ~core
     if thin.any():
         pieces, m = ndimage.label(thin)
@@ -202,18 +210,21 @@ def body_wall(smooth: np.ndarray, thresholds: Thresholds, *, pixel_mm: float,
 
 
 def _regions(mask: np.ndarray, smooth: np.ndarray, thresholds: Thresholds, *,
-             pixel_mm: float, params: PartitionParams) -> np.ndarray:
+             pixel_mm: float, params: PartitionParams, step_hu: float) -> np.ndarray:
     """:func:`split_regions` with the body wall's candidates as regions of their own."""
     wall = body_wall(smooth, thresholds, pixel_mm=pixel_mm, params=params) & mask
-    inner = split_regions(mask & ~wall, pixel_mm=pixel_mm, params=params)
+    inner = split_regions(mask & ~wall, pixel_mm=pixel_mm, params=params, smooth=smooth,
+                          step_hu=step_hu)
     if not wall.any():
         return inner
     outer = label_components(wall, connectivity=1, background=0)
     return np.where(outer > 0, outer + int(inner.max()), inner).astype(np.int32)
 
 
-def _neck_basins(mask: np.ndarray, dist: np.ndarray, params: PartitionParams) -> np.ndarray:
-    """Distance watershed basins of ``mask`` merged across wide passages."""
+def _neck_basins(mask: np.ndarray, dist: np.ndarray, params: PartitionParams,
+                 smooth: np.ndarray | None = None, step_hu: float = np.inf) -> np.ndarray:
+    """Distance watershed basins of ``mask`` merged across wide passages, unless their
+    median ``smooth`` values differ by more than ``step_hu``."""
     comps, n_comps = ndimage.label(mask)
     if n_comps == 0:
         return comps
@@ -230,6 +241,11 @@ def _neck_basins(mask: np.ndarray, dist: np.ndarray, params: PartitionParams) ->
     peaks[0] = 0
     # passage width between neighbouring basins: the largest distance on their border
     pairs, necks = _basin_borders(basins, dist)
+    if smooth is not None and np.isfinite(step_hu):
+        level = np.asarray(ndimage.median(smooth, basins, np.arange(n + 1)))
+        same = [abs(level[a] - level[b]) <= step_hu for a, b in pairs]
+        pairs = [p for p, ok in zip(pairs, same) if ok]
+        necks = [w for w, ok in zip(necks, same) if ok]
     parent = np.arange(n + 1)
 
     def find(a):
@@ -298,7 +314,7 @@ def _block_mean(image: np.ndarray, f: int) -> np.ndarray:
 
 
 def partition(hu_slice: np.ndarray, thresholds: Thresholds, *, pixel_mm: float,
-              barrier: np.ndarray | None = None,
+              barrier: np.ndarray | None = None, noise_sd: float | None = None,
               params: PartitionParams = DEFAULT_PARAMS) -> np.ndarray:
     """Candidate regions of one slice.
 
@@ -317,6 +333,8 @@ def partition(hu_slice: np.ndarray, thresholds: Thresholds, *, pixel_mm: float,
         In-plane pixel size; all sizes in ``params`` are in mm.
     barrier : bool ndarray, optional
         Pixels that no region may contain or cross (user cuts, 4-connected lines).
+    noise_sd : float, optional
+        Noise SD of a pixel in HU (for ``params.step_sds``); None = measured on the slice.
     params : PartitionParams
         Smoothing, morphology and splitting sizes.
 
@@ -332,8 +350,17 @@ def partition(hu_slice: np.ndarray, thresholds: Thresholds, *, pixel_mm: float,
     out = np.zeros(hu_slice.shape, np.int32)
     if box is None:
         return out
+    step_hu = np.inf
+    if params.step_sds > 0:
+        if noise_sd is None:
+            try:
+                noise_sd = measure_noise_sd(hu_slice[box])
+            except ValueError:          # no soft tissue: nothing to split
+                noise_sd = np.inf
+        step_hu = max(params.step_sds * noise_sd, params.step_min_hu)
     out[box] = _partition_box(hu_slice[box], thresholds, pixel_mm=pixel_mm,
-                              barrier=None if barrier is None else barrier[box], params=params)
+                              barrier=None if barrier is None else barrier[box],
+                              step_hu=step_hu, params=params)
     return out
 
 
@@ -361,7 +388,7 @@ def _candidate_box(hu_slice: np.ndarray, thresholds: Thresholds, *, pixel_mm: fl
     return slice(int(r0), int(r1)), slice(int(c0), int(c1))
 
 
-def _partition_box(hu_slice, thresholds, *, pixel_mm, barrier, params) -> np.ndarray:
+def _partition_box(hu_slice, thresholds, *, pixel_mm, barrier, step_hu, params) -> np.ndarray:
     """:func:`partition` of a crop that holds every candidate pixel."""
     smooth = smooth_slice(hu_slice, pixel_mm=pixel_mm, params=params)
     f = working_factor(pixel_mm, params)
@@ -369,13 +396,15 @@ def _partition_box(hu_slice, thresholds, *, pixel_mm, barrier, params) -> np.nda
         mask = foreground(smooth, thresholds, pixel_mm=pixel_mm, params=params)
         if barrier is not None:
             mask &= ~barrier
-        return _regions(mask, smooth, thresholds, pixel_mm=pixel_mm, params=params)
+        return _regions(mask, smooth, thresholds, pixel_mm=pixel_mm, params=params,
+                        step_hu=step_hu)
     h, w = smooth.shape
     coarse = _block_mean(smooth, f)
     mask_c = foreground(coarse, thresholds, pixel_mm=pixel_mm * f, params=params)
     if barrier is not None:
         mask_c &= ~_block_any(barrier, f)
-    reg_c = _regions(mask_c, coarse, thresholds, pixel_mm=pixel_mm * f, params=params)
+    reg_c = _regions(mask_c, coarse, thresholds, pixel_mm=pixel_mm * f, params=params,
+                     step_hu=step_hu)
     # outline pixels (coarse pixels next to another region or background) are decided
     # at full resolution by the thresholds; their label is their own or a neighbour's
     top = ndimage.maximum_filter(reg_c, size=3)
