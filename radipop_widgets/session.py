@@ -47,6 +47,11 @@ class Session:
         Save after every edit, so a killed kernel loses at most the last edit.
     history_depth : int
         Undo steps kept (at least 100).
+    rim_params : RimParams or None
+        The partial-volume rim that :meth:`assign` and :meth:`extend` add around what
+        they label (:func:`~radipop_widgets.segmentation.rim.partial_volume_rim`: outline
+        pixels that are mostly organ, taken only from the background between candidate
+        regions, never from other labels or cut lines); None turns it off.
 
     Notes
     -----
@@ -250,7 +255,8 @@ class Session:
 
     # ----------------------------------------------------------------- edits
     def assign(self, z, label) -> int:
-        """Give the selected region of slice ``z`` the label (0 removes). Returns pixels changed."""
+        """Give the selected region of slice ``z`` the label (0 removes), with its
+        partial-volume rim (see ``rim_params``). Returns pixels changed."""
         z, label = self._z(z), self._label(label)
         mask = self.selected_mask(z)
         if mask is None:
@@ -425,13 +431,17 @@ class Session:
 
     def _add_rim(self, z: int, new: np.ndarray, label: int, added: np.ndarray) -> None:
         """Give ``label`` the partial-volume rim of the pixels ``added`` to it in ``new``
-        (slice ``z``): outline pixels that are mostly organ, never other labels or cuts."""
+        (slice ``z``): outline pixels that are mostly organ, from the background only (a
+        pixel of another candidate region is another structure: the diaphragm or wall
+        next to the liver), never other labels or cuts."""
         if label == 0 or self.rim_params is None:
             return
+        free = self.regions(z) == 0
         barrier = self._barrier(z)
+        if barrier is not None:
+            free &= ~barrier
         rim = partial_volume_rim(self.study.hu[z], new, label, noise_sd=self.noise_sd,
-                                 near=added, free=None if barrier is None else ~barrier,
-                                 params=self.rim_params)
+                                 near=added, free=free, params=self.rim_params)
         new[rim] = label
 
     def _edit_slice(self, name: str, z: int, new: np.ndarray, what: str) -> int:

@@ -16,20 +16,24 @@ from radipop_widgets.session import Session  # noqa: E402
 
 # (case, organ, minimum Dice, maximum |volume error| %); achieved: see the final report
 FLOORS = [
-    ("phantom", 1, 0.95, 4.5),
-    # the phantom's spleen touches the left kidney (160 HU) and takes part of it
-    ("phantom", 2, 0.91, 7.5),
-    ("phantom-arterial", 1, 0.95, 4.5), ("phantom-arterial", 2, 0.98, 3),
-    # native phase: the suggestion's valley rule puts the organ threshold (36 HU) below
-    # the spleen (47 HU); before it the threshold (46) sat on the spleen (Dice 0.77).
-    # The spleen's partial-volume rim is still missed (-11 %).
-    ("phantom-native", 1, 0.95, 3.5), ("phantom-native", 2, 0.93, 12),
-    ("ct-siemens-20slices", 1, 0.95, 1.5), ("ct-siemens-20slices", 2, 0.93, 2.5),
-    # the left lobe joining between key slices is completed; hilum tissue comes with it
-    ("ct-abdomen-3mm", 1, 0.91, 6.5),
-    # non-contrast 3 mm spleen: the outline lies about half a pixel inside (partial volume)
-    ("ct-abdomen-3mm", 2, 0.92, 11.5),
-    ("ge-ct-3slices", 1, 0.92, 14),
+    # the phantom's truth is the 50 % outline: the rim recovers it; the liver takes part of
+    # the stomach wall and the IVC (their HU is the liver's in the phantom)
+    ("phantom", 1, 0.98, 3.5),
+    # the spleen lies on the kidney (160 vs 115 HU): separated by the intensity step
+    ("phantom", 2, 0.99, 1),
+    ("phantom-arterial", 1, 0.96, 7), ("phantom-arterial", 2, 0.99, 1.5),
+    ("phantom-native", 1, 0.97, 4.5),
+    # native spleen (47 HU): its rim against fat is below 4 noise SDs on part of it
+    ("phantom-native", 2, 0.97, 5),
+    ("ct-siemens-20slices", 1, 0.95, 1),
+    # the rim adds the spleen's outline pixels that are > 50 % spleen (physically right,
+    # Dice unchanged) but the reference takes only about half of them: +4 % volume
+    ("ct-siemens-20slices", 2, 0.93, 6.5),
+    # known weakness: hilum / porta tissue, the wall below the ribs and the IVC (isodense
+    # without contrast) join the liver, and the rim adds to them
+    ("ct-abdomen-3mm", 1, 0.905, 12.5),
+    ("ct-abdomen-3mm", 2, 0.95, 1),
+    ("ge-ct-3slices", 1, 0.93, 12.5),
 ]
 
 

@@ -166,3 +166,17 @@ def test_cut_mask_cache_follows_undo_redo_and_clear(s):
     s.clear_cuts(2)
     plain = Session(make_study(), thresholds=T)
     assert (s.regions(2) == plain.regions(2)).all()
+
+
+def test_assign_with_rim_keeps_cuts_and_other_labels_and_undoes_as_one_step(s):
+    s.select(2, 27, 43)
+    s.assign(2, SPLEEN)
+    s.cut(2, [(10, 20), (42, 20)])                 # through the liver block
+    region = s.select(2, 20, 14)
+    changed = s.assign(2, LIVER)
+    liver = s.labels[2] == LIVER
+    assert changed == liver.sum() > (s.regions(2) == region).sum()   # a rim was added
+    assert liver[:, :20].sum() == liver.sum()
+    assert (s.labels[2][s.study.hu[2] == 80] == SPLEEN).all()
+    s.undo()                                       # region and rim are one step
+    assert not (s.labels[2] == LIVER).any()
