@@ -205,7 +205,7 @@ def test_body_wall_band_is_its_own_region_and_the_organ_stays_whole():
     band = (r > 77) & (r < 83) & (np.abs(np.rad2deg(angle) - 165) < 3)
     assert band.any() and (regions[band] > 0).all() and (regions[band] != inside).all()
     # without the rule the band and the organ are one region (the scene needs the rule)
-    off = partition(hu, T, pixel_mm=1.0, params=PartitionParams(wall_reach_mm=0))
+    off = partition(hu, T, pixel_mm=1.0, params=PartitionParams(wall_reach_mm=0, step_sds=0))
     assert (off[band] == off[100, 100 - 34]).all()
 
 

@@ -37,7 +37,7 @@ class PartitionParams:
         of a rib and no deeper (from the body outline) than that rib's nearest pixel plus
         ``wall_margin_mm``; its candidate pixels are regions of their own (see
         :func:`body_wall`). ``wall_reach_mm = 0`` turns the rule off.
-    step_sds : two neighbouring basins whose median (smoothed) HU differs by more than
+    step_sds : two neighbouring basins whose mean (smoothed) HU differs by more than
         this many noise SDs of a pixel (and more than ``step_min_hu``) are different
         tissues and stay separate however wide the passage between them (an organ
         touching the kidney's cortex); ``step_sds = 0`` turns the rule off.
@@ -142,7 +142,7 @@ def split_regions(mask: np.ndarray, *, pixel_mm: float,
                   step_hu: float = np.inf) -> np.ndarray:
     """Connected components of ``mask`` split where organs meet.
 
-    Two rules (and a third with ``smooth``: basins whose median of ``smooth`` differs by
+    Two rules (and a third with ``smooth``: basins whose mean of ``smooth`` differs by
     more than ``step_hu`` are never merged, see ``PartitionParams.step_sds``): (1) parts thinner than ``2 * thin_mm`` (what an opening of radius
     ``thin_mm`` removes: muscle layers, bowel walls lying on an organ) become regions of
     their own when larger than ``thin_keep_mm2``, smaller ones go back to the region they
@@ -224,7 +224,7 @@ def _regions(mask: np.ndarray, smooth: np.ndarray, thresholds: Thresholds, *,
 def _neck_basins(mask: np.ndarray, dist: np.ndarray, params: PartitionParams,
                  smooth: np.ndarray | None = None, step_hu: float = np.inf) -> np.ndarray:
     """Distance watershed basins of ``mask`` merged across wide passages, unless their
-    median ``smooth`` values differ by more than ``step_hu``."""
+    mean ``smooth`` values differ by more than ``step_hu``."""
     comps, n_comps = ndimage.label(mask)
     if n_comps == 0:
         return comps
@@ -242,7 +242,10 @@ def _neck_basins(mask: np.ndarray, dist: np.ndarray, params: PartitionParams,
     # passage width between neighbouring basins: the largest distance on their border
     pairs, necks = _basin_borders(basins, dist)
     if smooth is not None and np.isfinite(step_hu):
-        level = np.asarray(ndimage.median(smooth, basins, np.arange(n + 1)))
+        # mean level of each basin (bincount: 5x faster than a median; the basins hold
+        # no vessels or bone, and outline pixels are a small part)
+        level = np.bincount(basins.ravel(), smooth.ravel(), n + 1) / np.maximum(
+            np.bincount(basins.ravel(), minlength=n + 1), 1)
         same = [abs(level[a] - level[b]) <= step_hu for a, b in pairs]
         pairs = [p for p, ok in zip(pairs, same) if ok]
         necks = [w for w, ok in zip(necks, same) if ok]
