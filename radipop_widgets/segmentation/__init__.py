@@ -8,7 +8,8 @@ from .rim import DEFAULT_RIM, RimParams, partial_volume_rim
 from .thresholds import DEFAULT_THRESHOLDS, Thresholds, suggest_thresholds
 
 __all__ = [
-    "DEFAULT_EXTEND", "DEFAULT_PARAMS", "DEFAULT_RIM", "RimParams", "partial_volume_rim", "DEFAULT_THRESHOLDS", "ExtendParams", "ExtendReport",
-    "ExtendRow", "PartitionParams", "Thresholds", "carry", "extend_label", "line_mask",
-    "line_pixels", "partition", "stroke_mask", "suggest_thresholds",
+    "DEFAULT_EXTEND", "DEFAULT_PARAMS", "DEFAULT_RIM", "DEFAULT_THRESHOLDS", "ExtendParams",
+    "ExtendReport", "ExtendRow", "PartitionParams", "RimParams", "Thresholds", "carry",
+    "extend_label", "line_mask", "line_pixels", "partial_volume_rim", "partition",
+    "stroke_mask", "suggest_thresholds",
 ]
