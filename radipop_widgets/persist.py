@@ -35,6 +35,7 @@ STATE_FILE = "session.json"
 FORMAT_NAME = "radipop-widgets session"
 FORMAT_VERSION = 1
 WORKSPACE_ENV = "RADIPOP_WORKSPACE"
+AUTOSAVE_DIR = "autosave"
 _AFFINE_TOLERANCE_MM = 0.01
 
 
@@ -145,12 +146,24 @@ def default_session_dir(study: Study, workspace=None) -> Path:
     return workspace_dir(workspace) / study_key(study)
 
 
+def autosave_dir(study: Study, workspace=None) -> Path:
+    """Where autosave writes: ``<default session folder>/autosave``, so that autosaving
+    never overwrites the session the user saved."""
+    return default_session_dir(study, workspace) / AUTOSAVE_DIR
+
+
+def _holds_session(folder: Path) -> Path | None:
+    return folder if (folder / STATE_FILE).is_file() and (folder / LABELS_FILE).is_file() else None
+
+
 def find_saved_session(study: Study, workspace=None) -> Path | None:
     """The default session folder of ``study`` if a session was saved there, else None."""
-    folder = default_session_dir(study, workspace)
-    if (folder / STATE_FILE).is_file() and (folder / LABELS_FILE).is_file():
-        return folder
-    return None
+    return _holds_session(default_session_dir(study, workspace))
+
+
+def find_autosave(study: Study, workspace=None) -> Path | None:
+    """The autosave folder of ``study`` if autosave wrote one, else None."""
+    return _holds_session(autosave_dir(study, workspace))
 
 
 def _source_folders(study: Study) -> set[Path]:

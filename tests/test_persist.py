@@ -16,7 +16,9 @@ from radipop_widgets.persist import (
     LABELS_FILE,
     STATE_FILE,
     atomic_write_bytes,
+    autosave_dir,
     default_session_dir,
+    find_autosave,
     find_saved_session,
     load_session,
     read_session_info,
@@ -308,6 +310,17 @@ def test_find_saved_session_and_save_to_default(tmp_path, monkeypatch):
     assert find_saved_session(study) == folder
     assert find_saved_session(study, tmp_path / "elsewhere") is None
     assert find_saved_session(_study(series_uid="5.5")) is None
+
+
+def test_autosave_lives_apart_from_the_saved_session(tmp_path):
+    study = _study()
+    saved_labels = blob_labels(SHAPE)
+    saved = save_session(default_session_dir(study, tmp_path), saved_labels, STATE, study)
+    assert find_autosave(study, tmp_path) is None
+    auto = save_session(autosave_dir(study, tmp_path), np.zeros(SHAPE, np.uint8), STATE, study)
+    assert find_autosave(study, tmp_path) == auto != saved
+    assert find_saved_session(study, tmp_path) == saved
+    np.testing.assert_array_equal(load_session(saved, study)[0], saved_labels)
 
 
 def test_never_writes_next_to_the_dicom_files(tmp_path):
