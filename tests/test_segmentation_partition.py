@@ -44,7 +44,7 @@ def test_small_holes_filled_small_objects_removed_in_mm():
         hu[10 * scale:12 * scale, 10 * scale:12 * scale] = 200   # 36 mm^2 vessel inside
         hu[2 * scale:3 * scale + 1, 24 * scale:25 * scale] = 100   # speck of about 9-18 mm^2
         params = PartitionParams(smooth_mm=0, bone_margin_mm=0, hole_mm2=100, small_mm2=30,
-                                 closing_mm=0, min_peak_mm=1000)
+                                 closing_mm=0, min_peak_mm=1000, band_mm=0)
         regions = partition(hu, T, pixel_mm=pixel_mm, params=params)
         assert regions[10 * scale, 10 * scale] > 0, "vessel hole should be filled"
         assert regions[2 * scale, 24 * scale] == 0, "speck should be removed"
@@ -205,20 +205,38 @@ def test_body_wall_band_is_its_own_region_and_the_organ_stays_whole():
     band = (r > 77) & (r < 83) & (np.abs(np.rad2deg(angle) - 165) < 3)
     assert band.any() and (regions[band] > 0).all() and (regions[band] != inside).all()
     # without the rule the band and the organ are one region (the scene needs the rule)
-    off = partition(hu, T, pixel_mm=1.0, params=PartitionParams(wall_reach_mm=0, step_sds=0))
+    off = partition(hu, T, pixel_mm=1.0,
+                    params=PartitionParams(wall_reach_mm=0, band_mm=0, step_sds=0))
     assert (off[band] == off[100, 100 - 34]).all()
 
 
 def test_body_wall_needs_ribs():
-    # no bone: no wall; a big bone (the spine) is not a rib
+    # no bone: no wall; a big bone (the spine) is not a rib (the fat band rule off)
     hu, organ, r, angle = _body_with_wall(-34)
     from radipop_widgets.segmentation.partition import body_wall, smooth_slice
+    ribs_only = PartitionParams(band_mm=0)
     smooth = smooth_slice(hu, pixel_mm=1.0)
-    assert body_wall(smooth, T, pixel_mm=1.0)[r > 80].any()
+    assert body_wall(smooth, T, pixel_mm=1.0, params=ribs_only)[r > 80].any()
     smooth[smooth > T.bone] = 60
-    assert not body_wall(smooth, T, pixel_mm=1.0).any()
+    assert not body_wall(smooth, T, pixel_mm=1.0, params=ribs_only).any()
     smooth[90:130, 80:120] = 500                          # 1600 mm^2 of bone
-    assert not body_wall(smooth, T, pixel_mm=1.0).any()
+    assert not body_wall(smooth, T, pixel_mm=1.0, params=ribs_only).any()
+
+
+def test_muscle_band_inside_subcutaneous_fat_without_ribs():
+    # no ribs; the organ (muscle's HU) overlaps the muscle ring 72-86 mm out to 78 mm:
+    # the 10 mm inside the subcutaneous fat (86-96 mm) is the wall, not the organ
+    hu, organ, r, angle = _body_with_wall(-40)
+    hu[hu > T.bone] = 60
+    hu[(r >= 86) & (r < 96)] = -100
+    deg = np.abs(np.rad2deg(angle))
+    ring = (r > 79) & (r < 84) & (deg > 160)
+    regions = partition(hu, T, pixel_mm=1.0)
+    inside = regions[100, 60]
+    assert inside > 0 and (regions[organ] == inside).mean() > 0.9
+    assert (regions[ring] > 0).all() and (regions[ring] != inside).all()
+    off = partition(hu, T, pixel_mm=1.0, params=PartitionParams(band_mm=0, step_sds=0))
+    assert (off[ring] == off[100, 60]).all(), "the scene needs the rule"
 
 
 def test_intensity_step_separates_touching_tissues_of_different_hu():

@@ -29,9 +29,10 @@ FLOORS = [
     # the rim adds the spleen's outline pixels that are > 50 % spleen (physically right,
     # Dice unchanged) but the reference takes only about half of them: +4 % volume
     ("ct-siemens-20slices", 2, 0.93, 6.5),
-    # known weakness: hilum / porta tissue, the wall below the ribs and the IVC (isodense
-    # without contrast) join the liver, and the rim adds to them
-    ("ct-abdomen-3mm", 1, 0.905, 12.5),
+    # known weakness: hilum / porta tissue and the IVC (isodense without contrast) join
+    # the liver; the muscle band inside the subcutaneous fat (the wall below the ribs)
+    # is cut off, with 1-2 px of the left lobe under the thin anterior wall
+    ("ct-abdomen-3mm", 1, 0.905, 5.5),
     ("ct-abdomen-3mm", 2, 0.95, 1),
     ("ge-ct-3slices", 1, 0.93, 12.5),
 ]

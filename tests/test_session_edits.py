@@ -12,8 +12,8 @@ T = Thresholds(bone=300, vessel=150, organ=50)
 
 
 def make_study(n=6, size=64):
-    hu = np.full((n, size, size), -100, np.int16)
-    hu[:, 8:56, 8:56] = 0                    # body (fat-ish, below the organ threshold)
+    hu = np.full((n, size, size), -1000, np.int16)   # air
+    hu[:, 8:56, 8:56] = 0                    # body (below the organ threshold, not fat)
     hu[1:5, 12:40, 12:30] = 100              # "liver" on slices 1..4
     hu[1:5, 20:34, 36:50] = 80               # "spleen", 6 px apart from the liver
     return Study(hu=hu, spacing=(2.0, 1.0, 1.0), affine=np.eye(4))

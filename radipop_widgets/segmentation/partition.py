@@ -19,9 +19,10 @@ class PartitionParams:
     smooth_mm : Gaussian smoothing sigma before thresholding.
     bone_margin_mm : bone is removed with this margin (its partial-volume rim).
     hole_mm2 : holes up to this area are filled (vessels, lesions inside an organ).
-    fat_hu, fat_hole_mm2 : holes mostly darker than ``fat_hu`` (smoothed) are fat, never
+    fat_min_hu, fat_hu, fat_hole_mm2 : holes mostly darker than ``fat_hu`` (smoothed) are fat, never
         organ parenchyma (a fissure, the porta hepatis): filled only up to
-        ``fat_hole_mm2`` (noise).
+        ``fat_hole_mm2`` (noise). Fat of the body wall (below) lies above ``fat_min_hu``
+        (lung and air do not).
     small_mm2 : objects up to this area are removed.
     closing_mm : radius of the closing that smooths region outlines.
     edge_hu_per_mm : smoothed gradient above this is an internal edge (cut).
@@ -37,6 +38,10 @@ class PartitionParams:
         of a rib and no deeper (from the body outline) than that rib's nearest pixel plus
         ``wall_margin_mm``; its candidate pixels are regions of their own (see
         :func:`body_wall`). ``wall_reach_mm = 0`` turns the rule off.
+    band_mm, skin_mm, subcut_mm : the muscle layer of the wall is the body within
+        ``band_mm`` inside the subcutaneous fat (``fat_min_hu``..``fat_hu``, connected to
+        the outermost ``skin_mm`` of the body, no deeper than ``subcut_mm``), away from
+        ribs (see :func:`body_wall`); ``band_mm = 0`` turns the rule off.
     step_sds : two neighbouring basins whose mean (smoothed) HU differs by more than
         this many noise SDs of a pixel (and more than ``step_min_hu``) are different
         tissues and stay separate however wide the passage between them (an organ
@@ -49,6 +54,7 @@ class PartitionParams:
     smooth_mm: float = 1.0
     bone_margin_mm: float = 2.0
     hole_mm2: float = 400.0
+    fat_min_hu: float = -200.0
     fat_hu: float = -30.0
     fat_hole_mm2: float = 30.0
     small_mm2: float = 30.0
@@ -63,6 +69,9 @@ class PartitionParams:
     rib_shell: float = 0.3
     wall_reach_mm: float = 30.0
     wall_margin_mm: float = 3.0
+    band_mm: float = 10.0
+    skin_mm: float = 3.0
+    subcut_mm: float = 40.0
     step_sds: float = 3.0
     step_min_hu: float = 20.0
     work_mm: float = 1.5
@@ -189,24 +198,44 @@ def body_wall(smooth: np.ndarray, thresholds: Thresholds, *, pixel_mm: float,
     no wall.
     """
     empty = np.zeros(smooth.shape, bool)
-    if params.wall_reach_mm <= 0:
+    if params.wall_reach_mm <= 0 and params.band_mm <= 0:
         return empty
     body = ndimage.binary_fill_holes(smooth > params.body_hu)
-    bone = (smooth > thresholds.bone) & body
-    if not bone.any():
+    if not body.any():
         return empty
     depth = ndimage.distance_transform_edt(np.pad(body, 1))[1:-1, 1:-1] * pixel_mm
-    comps, n = ndimage.label(bone)
-    area = np.bincount(comps.ravel(), minlength=n + 1) * pixel_mm * pixel_mm
-    shallow = np.asarray(ndimage.minimum(depth, comps, np.arange(n + 1)))
-    is_rib = (area <= params.rib_max_mm2) & (shallow <= params.rib_shell * depth.max())
-    is_rib[0] = False
-    ribs = is_rib[comps]
+    bone = (smooth > thresholds.bone) & body
+    ribs = empty
+    if params.wall_reach_mm > 0 and bone.any():
+        comps, n = ndimage.label(bone)
+        area = np.bincount(comps.ravel(), minlength=n + 1) * pixel_mm * pixel_mm
+        shallow = np.asarray(ndimage.minimum(depth, comps, np.arange(n + 1)))
+        is_rib = (area <= params.rib_max_mm2) & (shallow <= params.rib_shell * depth.max())
+        is_rib[0] = False
+        ribs = is_rib[comps]
+    band = _muscle_band(smooth, body, depth, pixel_mm=pixel_mm, params=params)
     if not ribs.any():
-        return empty
+        return band
     dist, (rr, cc) = ndimage.distance_transform_edt(~ribs, return_indices=True)
-    return (body & (dist * pixel_mm <= params.wall_reach_mm)
-            & (depth <= depth[rr, cc] + params.wall_margin_mm))
+    near = dist * pixel_mm <= params.wall_reach_mm
+    return (band & ~near) | (body & near & (depth <= depth[rr, cc] + params.wall_margin_mm))
+
+
+def _muscle_band(smooth, body, depth, *, pixel_mm, params) -> np.ndarray:
+    """Body pixels within ``band_mm`` inside the subcutaneous fat (none without it)."""
+    if params.band_mm <= 0:
+        return np.zeros(body.shape, bool)
+    skin = body & (depth <= params.skin_mm)
+    fat = body & (smooth > params.fat_min_hu) & (smooth < params.fat_hu) & (
+        depth <= params.subcut_mm)
+    comps, n = ndimage.label(skin | fat)
+    reached = np.bincount(comps[skin], minlength=n + 1) > 0
+    reached[0] = False
+    subcut = reached[comps] & fat & ~skin    # not the partial-volume edge of the skin
+    if not subcut.any():
+        return subcut
+    near = ndimage.distance_transform_edt(~subcut) * pixel_mm <= params.band_mm
+    return near & body & ~(reached[comps])
 
 
 def _regions(mask: np.ndarray, smooth: np.ndarray, thresholds: Thresholds, *,
