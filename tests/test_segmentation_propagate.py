@@ -108,3 +108,20 @@ def test_extend_completes_a_labelled_slice_with_a_lobe_it_lacks():
     assert (labels[1:4][regions[1:4] == 2] == 1).all()
     assert (labels[0][regions[0] == 2] == 0).all(), "completion stays within the count"
     assert (labels[1:3][regions[1:3] == 3] == 0).all(), "no specks added"
+
+
+def test_carry_drops_a_detached_piece_mostly_outside_the_previous_label():
+    from radipop_widgets.segmentation.propagate import ExtendParams
+    shape = (60, 60)
+    source = box(shape, 5, 35, 5, 25) | box(shape, 45, 52, 45, 52)
+    regions = np.zeros(shape, np.int32)
+    regions[5:35, 5:20] = 1          # the organ
+    regions[5:35, 22:40] = 2         # a neighbour under 15 % of the label, 2 px apart
+    regions[45:52, 45:52] = 3        # a lobe that was already a piece of its own
+    free = np.ones(shape, bool)
+    mask, status, _ = carry(source, regions, free, pixel_mm=1.0)
+    assert status == "labelled"
+    assert mask[20, 10] and mask[48, 48], "the organ and the continuing piece stay"
+    assert not mask[5:35, 22:40].any(), "the detached neighbour is dropped"
+    off, _, _ = carry(source, regions, free, pixel_mm=1.0, params=ExtendParams(piece_overlap=0))
+    assert off[5:35, 22:30].all(), "the scene needs the rule"

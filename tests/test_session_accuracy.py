@@ -32,7 +32,7 @@ FLOORS = [
     # known weakness: hilum / porta tissue and the IVC (isodense without contrast) join
     # the liver; the muscle band inside the subcutaneous fat (the wall below the ribs)
     # is cut off, with 1-2 px of the left lobe under the thin anterior wall
-    ("ct-abdomen-3mm", 1, 0.905, 5.5),
+    ("ct-abdomen-3mm", 1, 0.905, 5.0),
     ("ct-abdomen-3mm", 2, 0.95, 1),
     ("ge-ct-3slices", 1, 0.93, 12.5),
 ]

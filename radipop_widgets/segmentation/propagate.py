@@ -35,6 +35,10 @@ class ExtendParams:
     taper, regrow : once the label has shrunk below ``taper`` times its starting area,
         growing again by more than ``regrow`` times the smallest area seen (and more than
         ``min_area_mm2``) is another structure taking over: stop (leak).
+    piece_overlap : a piece of the new label detached (8-connected) from its largest
+        piece joins only when at least this fraction of it lies under the previous
+        label (a lobe that continues; not the stomach wall or duodenum next to an ending
+        lobe); 0 turns the rule off.
     """
 
     min_overlap: float = 0.5
@@ -47,6 +51,7 @@ class ExtendParams:
     max_jump_radius: float = 0.5
     taper: float = 0.5
     regrow: float = 1.3
+    piece_overlap: float = 0.7
 
 
 DEFAULT_EXTEND = ExtendParams()
@@ -136,7 +141,7 @@ def _carry_box(source, joined, free, n_src, *, pixel_mm, params):
     margin_px = params.margin_mm / pixel_mm
     near = ndimage.distance_transform_edt(~source) <= margin_px if margin_px >= 0.5 else source
     taken = joined & free
-    mask = taken & near
+    mask = _main_pieces(taken & near, source, params)
     area = int(np.count_nonzero(mask))
     clipped = area < np.count_nonzero(taken)
     px2 = pixel_mm * pixel_mm
@@ -157,6 +162,22 @@ def _carry_box(source, joined, free, n_src, *, pixel_mm, params):
     if clipped:
         reason += f", clipped to {params.margin_mm:g} mm around the previous outline"
     return mask, "labelled", reason
+
+
+def _main_pieces(mask, source, params):
+    """``mask`` without its detached pieces: a piece apart from the largest one stays
+    only when at least ``piece_overlap`` of it lies under the previous label."""
+    if params.piece_overlap <= 0:
+        return mask
+    pieces, n = ndimage.label(mask, structure=np.ones((3, 3), bool))
+    if n < 2:
+        return mask
+    size = np.bincount(pieces.ravel(), minlength=n + 1)
+    under = np.bincount(pieces[source], minlength=n + 1)
+    keep = under >= params.piece_overlap * size
+    keep[np.argmax(size[1:]) + 1] = True
+    keep[0] = False
+    return keep[pieces]
 
 
 def extend_label(get_labels: Callable[[int], np.ndarray], get_regions: Callable[[int], np.ndarray],
