@@ -42,9 +42,11 @@ class Session:
         (:func:`~radipop_widgets.segmentation.thresholds.suggest_thresholds`), or the
         defaults when the study has too little soft tissue to suggest any.
     workspace : path, optional
-        Where :meth:`save` without a folder and autosave write the session.
+        Where :meth:`save` without a folder writes the session (and autosave its copy).
     autosave : bool
-        Save after every edit, so a killed kernel loses at most the last edit.
+        Save after every edit into the ``autosave`` sub-folder of the default session
+        folder (never over the session the user saved), so a killed kernel loses at most
+        the last edit.
     history_depth : int
         Undo steps kept (at least 100).
     rim_params : RimParams or None
@@ -520,8 +522,9 @@ class Session:
 
     def _after_edit(self, event: str, slices: tuple) -> None:
         if self.autosave:
+            from .persist import autosave_dir
             try:
-                self.save()
+                self.save(autosave_dir(self.study, self.workspace))
             except Exception as exc:  # keep editing; say why the autosave failed
                 log.exception("autosave failed")
                 self._message(f"{self.last_message} (autosave failed: {exc})")

@@ -43,12 +43,23 @@ def test_autosave_after_each_edit(tmp_path):
     s.select(2, 20, 20)
     s.assign(2, LIVER)
     saved = list(tmp_path.rglob("labels.nii.gz"))
-    assert len(saved) == 1
+    assert len(saved) == 1 and saved[0].parent.name == "autosave"
     reopened = Session.open(saved[0].parent, study=s.study)
     assert (reopened.labels == s.labels).all()
     s.undo()
     assert not Session.open(saved[0].parent, study=s.study).labels.any()
     assert seen == ["select", "assign", "undo"]
+
+
+def test_autosave_never_overwrites_the_saved_session(tmp_path):
+    s = Session(make_study(), thresholds=T, workspace=tmp_path, autosave=True)
+    s.select(2, 20, 20)
+    s.assign(2, LIVER)
+    saved = s.save()
+    s.draw(3, [(5, 5), (30, 30)], LIVER, width_mm=4)
+    assert Session.open(saved, study=s.study).labels[3].sum() == 0
+    autosaved = saved / "autosave"
+    assert (Session.open(autosaved, study=s.study).labels == s.labels).all()
 
 
 def test_volumes_and_measurements(tmp_path):

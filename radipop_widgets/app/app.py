@@ -559,7 +559,7 @@ class App:
 
         def work(progress):
             study = load_study(entry.path, series=entry.series_uid, progress=progress)
-            return study, Session(study, workspace=self.workspace)
+            return study, Session(study, workspace=self.workspace, autosave=True)
 
         def done(result):
             self._show_session(result[1])
@@ -574,7 +574,7 @@ class App:
     def set_study(self, study) -> None:
         """Open a new session on ``study`` (offering its saved session if there is one)."""
         from ..session import Session
-        self._show_session(Session(study, workspace=self.workspace))
+        self._show_session(Session(study, workspace=self.workspace, autosave=True))
 
     def _show_session(self, session, offer: bool = True) -> None:
         """Bind the widgets to ``session`` and (``offer``) offer the study's saved session."""
@@ -623,48 +623,63 @@ class App:
         self._update_status()
 
     def _offer_saved_session(self, study) -> None:
-        saved = persist.find_saved_session(study, self.workspace)
-        self._offer = saved
-        if saved is None:
-            self.resume_box.layout.display = "none"
+        """Offer the newest of the study's saved session and its autosaved work.
+
+        While the offer is open the new session does not autosave, so the work on disk
+        cannot be overwritten before the user chose."""
+        self._offer = None
+        self.resume_box.layout.display = "none"
+        found = []
+        for kind, folder in (("autosaved", persist.find_autosave(study, self.workspace)),
+                             ("saved", persist.find_saved_session(study, self.workspace))):
+            if folder is None:
+                continue
+            try:
+                found.append((persist.read_session_info(folder).get("saved_at") or "", kind,
+                              folder))
+            except RadipopError as exc:
+                self.messages.warning(f"The {kind} session of this study cannot be read "
+                                      f"({exc}); it is left on disk untouched.")
+        if not found:
             return
-        try:
-            when = _local_time(persist.read_session_info(saved).get("saved_at"))
-        except RadipopError as exc:
-            self._offer = None
-            self.resume_box.layout.display = "none"
-            self.messages.warning(f"The saved session of this study cannot be read ({exc}); "
-                                  "this is a new session.")
-            return
+        saved_at, kind, folder = max(found)
+        self._offer = folder
+        self.session.autosave = False
+        when = _local_time(saved_at)
+        what = ("work that was autosaved but not saved" if kind == "autosaved"
+                else "a saved session")
         self.resume_text.value = (
-            f"<b>This study has a saved session</b> (saved {html.escape(when)}).<br>"
-            "<small>Resume it, or start new: the saved files stay until you save over "
-            "them.</small>")
+            f"<b>This study has {what}</b> ({kind} {html.escape(when)}).<br>"
+            "<small>Resume it, or start new: the files on disk stay until you choose.</small>")
         self.resume_box.layout.display = "flex"
-        self.messages.warning(f"This study has a saved session (saved {when}): "
+        self.messages.warning(f"This study has {what} ({kind} {when}): "
                               "Resume it or Start new (above the tabs).")
 
     def resume(self) -> None:
-        """Replace the new session by the study's saved session (offered on open)."""
+        """Replace the new session by the offered saved or autosaved session."""
         from ..session import Session
-        saved = self._offer
-        if saved is None or self.session is None:
+        offered = self._offer
+        if offered is None or self.session is None:
             raise RadipopError("There is no saved session to resume for this study.")
         self._require_session()
         discarded = self.session.can_undo
-        session = Session.open(saved, study=self.session.study, workspace=self.workspace)
+        session = Session.open(offered, study=self.session.study, workspace=self.workspace,
+                               autosave=True)
         self._offer = None
         self.resume_box.layout.display = "none"
         self._show_session(session, offer=False)
-        self.status(f"Resumed the saved session from {saved}"
+        self.status(f"Resumed the session from {offered}"
                     + (" (the edits made before were discarded)." if discarded else "."))
 
     def start_new(self) -> None:
-        """Keep the new session; the saved files stay until the session is saved."""
+        """Keep the new session and start autosaving it; a saved session stays on disk
+        until Save session replaces it."""
         self._offer = None
         self.resume_box.layout.display = "none"
-        self.status("New session. The saved session stays on disk until you press "
-                    "Save session, which replaces it.")
+        if self.session is not None:
+            self.session.autosave = True
+        self.status("New session, autosaved after each edit. The saved session stays on "
+                    "disk until you press Save session, which replaces it.")
 
     def _show_no_study(self) -> None:
         self.title.value = ("<b style='font-size:15px'>RadiPOP</b> &nbsp; <i>no study open: "
