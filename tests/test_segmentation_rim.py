@@ -2,7 +2,9 @@
 
 import numpy as np
 
-from radipop_widgets.segmentation.rim import partial_volume_rim
+from radipop_widgets.segmentation.rim import RimParams, partial_volume_rim
+
+ANY_OUTSIDE = RimParams(outside_hu=(-np.inf, np.inf))
 
 
 def covered_disk(shape, center, radius, sub=8):
@@ -34,9 +36,17 @@ def test_rim_adds_the_pixels_that_are_mostly_organ():
 def test_no_rim_without_contrast_to_the_outside():
     # muscle around the organ, 10 HU darker: less than 4 noise SDs, fraction unknown
     hu, labels, frac = scene(organ_hu=60.0, out_hu=50.0)
-    assert not partial_volume_rim(hu, labels, 1, noise_sd=5.0).any()
+    assert not partial_volume_rim(hu, labels, 1, noise_sd=5.0, params=ANY_OUTSIDE).any()
     # the same contrast with little noise is enough
-    assert partial_volume_rim(hu, labels, 1, noise_sd=1.0).any()
+    assert partial_volume_rim(hu, labels, 1, noise_sd=1.0, params=ANY_OUTSIDE).any()
+
+
+def test_rim_only_against_fat():
+    # an enhancing organ in soft tissue (muscle, bowel) or against lung: no rim; in fat: rim
+    for out_hu, expected in ((40.0, False), (-800.0, False), (-100.0, True)):
+        hu, labels, frac = scene(organ_hu=150.0, out_hu=out_hu)
+        assert partial_volume_rim(hu, labels, 1, noise_sd=5.0).any() == expected, out_hu
+        assert partial_volume_rim(hu, labels, 1, noise_sd=5.0, params=ANY_OUTSIDE).any()
 
 
 def test_rim_never_takes_other_labels_or_forbidden_pixels():

@@ -20,6 +20,9 @@ class RimParams:
         of a pixel, so the organ fraction of a pixel (error ``noise / contrast``) is
         known to about +-0.25.
     fraction : a pixel joins when more than this fraction of it is organ.
+    outside_hu : (low, high) the rim is only where the local outside lies in this HU
+        range: fat, the partial-volume case; next to other soft tissue (above ``high``)
+        or lung and air (below ``low``) the fraction is not that of the organ.
     """
 
     ring_px: float = 1.5
@@ -27,6 +30,7 @@ class RimParams:
     window: int = 7
     contrast_sds: float = 4.0
     fraction: float = 0.5
+    outside_hu: tuple[float, float] = (-200.0, 0.0)
 
 
 DEFAULT_RIM = RimParams()
@@ -44,7 +48,8 @@ def partial_volume_rim(hu_slice: np.ndarray, labels_slice: np.ndarray, label: in
     neighbour of the label joins when its organ fraction ``f`` exceeds
     ``params.fraction``, where the organ differs from that outside by at least
     ``params.contrast_sds`` noise SDs (no rim against tissue of the organ's HU, where
-    the fraction is unknown).
+    the fraction is unknown), and only where that outside is fat
+    (``params.outside_hu``).
 
     Parameters
     ----------
@@ -96,7 +101,8 @@ def partial_volume_rim(hu_slice: np.ndarray, labels_slice: np.ndarray, label: in
     contrast = organ - outside
     frac = (hu[known] - outside) / np.where(contrast != 0, contrast, 1.0)
     take = (np.abs(contrast) >= params.contrast_sds * max(float(noise_sd), 1.0)) & \
-        (frac > params.fraction)
+        (frac > params.fraction) & (outside > params.outside_hu[0]) & \
+        (outside < params.outside_hu[1])
     add = np.zeros(lab.shape, bool)
     add[known] = take
     out[box] = add
