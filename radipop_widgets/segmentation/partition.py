@@ -25,7 +25,6 @@ class PartitionParams:
         (lung and air do not).
     small_mm2 : objects up to this area are removed.
     closing_mm : radius of the closing that smooths region outlines.
-    edge_hu_per_mm : smoothed gradient above this is an internal edge (cut).
     neck_ratio : two watershed basins stay separate when the narrowest passage between
         them is thinner than this fraction of the smaller basin's inner radius.
     min_peak_mm : distance maxima lower than this above their surroundings do not
@@ -59,7 +58,6 @@ class PartitionParams:
     fat_hole_mm2: float = 30.0
     small_mm2: float = 30.0
     closing_mm: float = 1.0
-    edge_hu_per_mm: float = 0.0
     neck_ratio: float = 0.5
     min_peak_mm: float = 3.0
     thin_mm: float = 4.0
@@ -107,9 +105,6 @@ def foreground(smooth: np.ndarray, thresholds: Thresholds, *, pixel_mm: float,
     closing_px = params.closing_mm / pixel_mm
     if closing_px >= 1:
         mask = ndimage.binary_closing(mask, _disk(closing_px), border_value=0) | mask
-    if params.edge_hu_per_mm > 0:
-        gr = ndimage.sobel(smooth, 0) ** 2 + ndimage.sobel(smooth, 1) ** 2
-        mask &= np.sqrt(gr) / (8 * pixel_mm) <= params.edge_hu_per_mm
     mask = _fill_holes(mask, smooth, px2, params)
     mask = _remove_small(mask, params.small_mm2 / px2)
     return mask
