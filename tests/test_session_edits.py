@@ -13,7 +13,8 @@ T = Thresholds(bone=300, vessel=150, organ=50)
 
 def make_study(n=6, size=64):
     hu = np.full((n, size, size), -1000, np.int16)   # air
-    hu[:, 8:56, 8:56] = 0                    # body (below the organ threshold, not fat)
+    hu[:, 8:56, 8:56] = -20                  # body: fat-like for the rim (-200..0 HU), above
+                                             # the wall rule's subcutaneous fat (< -30 HU)
     hu[1:5, 12:40, 12:30] = 100              # "liver" on slices 1..4
     hu[1:5, 20:34, 36:50] = 80               # "spleen", 6 px apart from the liver
     return Study(hu=hu, spacing=(2.0, 1.0, 1.0), affine=np.eye(4))
