@@ -192,7 +192,8 @@ def test_keys_work_without_clicking_the_image(server, open_page):
     page.keyboard.type("2")
     assert slice_text.input_value() == "302"
     slice_text.fill("30")
-    slice_text.press("Enter")
+    slice_text.press("Enter")                  # Enter hands the keys back: the box lets go
+    page.wait_for_function("() => document.activeElement.tagName !== 'INPUT'")
     box = page.locator("canvas.radipop-image").bounding_box()
     page.mouse.move(box["x"] + 40, box["y"] + 40)   # hovering the image takes the focus
     page.wait_for_function("() => document.activeElement === "
