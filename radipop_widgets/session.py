@@ -227,7 +227,7 @@ class Session:
         self._selection = None
         try:
             r, c = float(row), float(col)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             r = c = float("nan")
         rows, cols = self.study.shape[1:]
         if not (math.isfinite(r) and math.isfinite(c)):
@@ -278,7 +278,7 @@ class Session:
         z, label = self._z(z), self._label(label)
         try:
             width = float(width_mm)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise SessionError(f"width_mm must be a number, got {width_mm!r}") from None
         if not math.isfinite(width) or width <= 0:
             raise SessionError(f"width_mm must be a positive number of mm, got {width_mm!r}")

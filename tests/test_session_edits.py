@@ -40,7 +40,7 @@ def test_select_background_and_outside_select_nothing(s):
     s.select(2, 20, 20)
     assert s.select(2, 2, 2) == 0 and s.selection is None
     assert "background" in s.last_message
-    for row, col in ((-1, 5), (5, 64), (1e300, 3), (float("nan"), 2), ("x", 1)):
+    for row, col in ((-1, 5), (5, 64), (1e300, 3), (float("nan"), 2), ("x", 1), (10**400, 1)):
         assert s.select(2, row, col) == 0
         assert s.last_message.startswith("nothing selected")
     with pytest.raises(SessionError, match="does not exist"):
@@ -75,6 +75,8 @@ def test_draw_and_erase_width_in_mm(s):
     assert (s.labels[0, 30, 20:31] == 0).all() and s.labels[0, 30, 40] == SPLEEN
     with pytest.raises(SessionError):
         s.draw(0, [(1, 1)], 1, width_mm=float("inf"))
+    with pytest.raises(SessionError, match="width_mm must be a number"):
+        s.draw(0, [(1, 1)], 1, width_mm=10**400)      # too large for a float
     assert s.draw(0, [(-50, -50), (-60, -40)], 1) == 0
 
 
