@@ -120,7 +120,9 @@ class Session:
     @staticmethod
     def _check_thresholds(t: Thresholds) -> Thresholds:
         for name, value in zip(Thresholds._fields, t):
-            if not isinstance(value, (int, float, np.number)) or not math.isfinite(value) \
+            # the range test also rejects NaN and inf (and, unlike math.isfinite, does not
+            # raise OverflowError on an int too large for a float)
+            if not isinstance(value, (int, float, np.number)) \
                     or not HU_RANGE[0] <= value <= HU_RANGE[1]:
                 raise SessionError(f"threshold {name} must be a number of HU in "
                                    f"{HU_RANGE[0]:g}..{HU_RANGE[1]:g}, got {value!r}")

@@ -34,6 +34,8 @@ def test_hostile_points():
     assert mask[:, 5].all() and mask.sum() == 10
     with pytest.raises(ValueError, match="row, col"):
         line_mask("not points", (10, 10))
+    with pytest.raises(ValueError, match="row, col"):
+        line_mask([(10**400, 1), (2, 2)], (10, 10))    # an int too large for a float
 
 
 def test_stroke_width_in_pixels():

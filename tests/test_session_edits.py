@@ -66,6 +66,8 @@ def test_threshold_change_keeps_labels(s):
     assert s.thresholds(2).organ == 50 and s.thresholds(3).organ == 120
     with pytest.raises(SessionError, match="threshold organ"):
         s.set_thresholds(organ=float("nan"))
+    with pytest.raises(SessionError, match="threshold organ"):
+        s.set_thresholds(organ=10**400)                # an int too large for a float
 
 
 def test_draw_and_erase_width_in_mm(s):
@@ -149,6 +151,8 @@ def test_bad_arguments_raise_clear_errors(s):
         s.regions(-1)
     with pytest.raises(SessionError, match="at most"):
         s.cut(2, np.zeros((20_000, 2)))
+    with pytest.raises(SessionError, match="row, col"):
+        s.cut(2, [(10**400, 1), (2, 2)])
 
 
 def test_cut_mask_cache_follows_undo_redo_and_clear(s):

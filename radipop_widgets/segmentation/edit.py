@@ -22,7 +22,7 @@ def clean_points(points, shape) -> np.ndarray:
     """
     try:
         pts = np.asarray(points, dtype=float)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise ValueError("points must be a sequence of (row, col) pairs of numbers") from exc
     if pts.ndim == 1 and pts.size == 2:
         pts = pts[None]
