@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pydicom
-from pydicom.dataset import FileDataset, FileMetaDataset
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import generate_uid
 
+import dicom_factory
 from radipop_widgets.study import SliceSource, Study, affine_from_geometry
 
 
@@ -54,49 +54,15 @@ def oblique_affine(spacing, seed=1) -> np.ndarray:
                                 np.cross(row_dir, col_dir), spacing)
 
 
-def write_ct_series(folder, shape=(4, 16, 20), pixel_spacing=(0.75, 0.8), slice_step=2.0,
-                    empty_uids=False, seed=0) -> list[Path]:
-    """Write a small axial CT series; InstanceNumber decreases as z increases (like the
-    Siemens case). Returns the file paths in ascending z order."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+def write_ct_series(folder, shape=(4, 16, 20), empty_uids=False, seed=0) -> list[Path]:
+    """Write a small axial CT series with fresh UIDs (``dicom_factory.write_ct_series``;
+    empty SOP, series and study UIDs with ``empty_uids``). Returns the file paths in
+    ascending z order."""
     n, rows, cols = shape
-    rng = np.random.default_rng(seed)
-    study_uid, series_uid, for_uid = (generate_uid() for _ in range(3))
-    paths = []
-    for z in range(n):
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = CTImageStorage
-        sop_uid = generate_uid()
-        meta.MediaStorageSOPInstanceUID = sop_uid
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        path = folder / f"img_{(z * 7) % n:03d}.dcm"  # names carry no order
-        ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
-        ds.SOPClassUID = CTImageStorage
-        ds.SOPInstanceUID = "" if empty_uids else sop_uid
-        ds.StudyInstanceUID = "" if empty_uids else study_uid
-        ds.SeriesInstanceUID = "" if empty_uids else series_uid
-        ds.FrameOfReferenceUID = for_uid
-        ds.Modality = "CT"
-        ds.PatientName = "Doe^Jane"
-        ds.PatientID = "P-0001"
-        ds.PatientBirthDate = "19600101"
-        ds.PatientSex = "F"
-        ds.StudyDate, ds.StudyTime, ds.StudyID = "20240101", "120000", "1"
-        ds.AccessionNumber, ds.ReferringPhysicianName = "A1", ""
-        ds.SeriesNumber = 3
-        ds.InstanceNumber = n - z + 10
-        ds.ImagePositionPatient = [-100.0, -120.0, -50.0 + z * slice_step]
-        ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
-        ds.PixelSpacing = list(pixel_spacing)
-        ds.SliceThickness = slice_step
-        ds.Rows, ds.Columns = rows, cols
-        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
-        ds.RescaleIntercept, ds.RescaleSlope = -1024, 1
-        ds.PixelData = rng.integers(800, 1300, (rows, cols)).astype(np.int16).tobytes()
-        ds.save_as(path, enforce_file_format=True)
-        paths.append(path)
+    uids = ({"sop_uid": "", "series_uid": "", "study_uid": ""} if empty_uids else
+            {"series_uid": generate_uid(), "study_uid": generate_uid()})
+    paths, _ = dicom_factory.write_ct_series(folder, n, rows, cols, seed=seed,
+                                             frame_uid=generate_uid(), **uids)
     return paths
 
 
