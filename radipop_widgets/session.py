@@ -193,13 +193,13 @@ class Session:
             self._barriers[z] = barrier
         return barrier
 
-    def _set_cuts(self, z: int, lines: list, added=None) -> None:
-        """Replace the cuts of slice ``z``; ``added`` (one new line) updates the cached
-        mask instead of redrawing every line."""
+    def _set_cuts(self, z: int, lines: list, added: np.ndarray | None = None) -> None:
+        """Replace the cuts of slice ``z``; ``added`` (the mask of one new line) updates
+        the cached mask instead of redrawing every line."""
         cached = self._barriers.pop(z, None)
         self._cuts[z] = list(lines)
         if added is not None and cached is not None:
-            self._barriers[z] = cached | line_mask(added, cached.shape)
+            self._barriers[z] = cached | added
         self._regions_changed([z])
 
     def compute_regions(self, slices=None, progress: Callable[[int, int], None] | None = None):
@@ -308,13 +308,14 @@ class Session:
             pts = clean_points(points, self.study.shape[1:])
         except ValueError as exc:
             raise SessionError(str(exc)) from None
-        if len(pts) < 2 or not line_mask(pts, self.study.shape[1:]).any():
+        mask = line_mask(pts, self.study.shape[1:]) if len(pts) >= 2 else None
+        if mask is None or not mask.any():
             self._message("no cut: draw a line of at least two points across the image")
             return False
         old = list(self._cuts.get(z, []))
         step = Step("cut")
         step.cuts[z] = (old, old + [pts])
-        self._set_cuts(z, old + [pts], added=pts)
+        self._set_cuts(z, old + [pts], added=mask)
         self._commit(step, f"cut on slice {z}")
         return True
 
@@ -477,24 +478,21 @@ class Session:
 
     def undo(self) -> bool:
         """Undo the last edit; False when there is nothing to undo."""
-        step = self._history.pop_undo()
-        if step is None:
-            self._message("nothing to undo")
-            return False
-        self._apply(step, undo=True)
-        self._message(f"undid {step.name}")
-        self._after_edit("undo", step.slices)
-        return True
+        return self._undo_redo(undo=True)
 
     def redo(self) -> bool:
         """Redo the last undone edit; False when there is nothing to redo."""
-        step = self._history.pop_redo()
+        return self._undo_redo(undo=False)
+
+    def _undo_redo(self, undo: bool) -> bool:
+        event = "undo" if undo else "redo"
+        step = self._history.pop_undo() if undo else self._history.pop_redo()
         if step is None:
-            self._message("nothing to redo")
+            self._message(f"nothing to {event}")
             return False
-        self._apply(step, undo=False)
-        self._message(f"redid {step.name}")
-        self._after_edit("redo", step.slices)
+        self._apply(step, undo=undo)
+        self._message(f"{'undid' if undo else 'redid'} {step.name}")
+        self._after_edit(event, step.slices)
         return True
 
     @property

@@ -17,7 +17,7 @@ from scipy import ndimage
 
 from radipop_widgets.app import App
 from radipop_widgets.app.viewer import larger_scales
-from radipop_widgets.errors import RadipopError
+from radipop_widgets.errors import MissingSliceError, RadipopError
 from radipop_widgets.io.phantom import PHANTOM_METADATA, phantom_study, write_phantom_series
 from radipop_widgets.labels import LIVER, SPLEEN
 from radipop_widgets.persist import find_saved_session
@@ -319,7 +319,8 @@ def test_long_operation_keeps_browsing_and_holds_edits(app, phantom):
     app.undo_button.click()                           # edits wait
     app.mouse_down(x, y)
     assert "still running" in app.messages.messages[0][1]
-    assert "Extending is still running" in errors(app)[0]
+    refused = "failed: Extending is still running: wait until it ends."
+    assert errors(app)[:2] == ["Undoing " + refused, "Extending the labels " + refused]
     app.key("ArrowDown")                              # browsing goes on
     assert app.z == z - 1
     release.set()
@@ -337,7 +338,7 @@ def test_a_failing_long_operation_is_reported_and_releases_the_controls(app):
 
     app.session.export_nifti = broken
     app.export_buttons["nifti"].click()
-    with pytest.raises(RadipopError):
+    with pytest.raises(RadipopError, match="the disk is full"):
         app.wait()
     assert errors(app)[0] == "Exporting failed: the disk is full"
     assert app.busy is None and not app.save_button.disabled
@@ -376,7 +377,7 @@ def test_study_picker_errors_and_metadata(tmp_path, caplog):
     gap = next(i for label, i in app.study_list.options if "gap" in label)
     good = next(i for label, i in app.study_list.options if "good" in label)
     if gap == 0:                                   # the first study opens on start
-        with pytest.raises(RadipopError):
+        with pytest.raises(MissingSliceError, match="a slice is missing"):
             app.wait()
         assert app.session is None and "no study open" in app.title.value
         assert app.tabs.selected_index == 2 and app.undo_button.disabled
@@ -384,7 +385,7 @@ def test_study_picker_errors_and_metadata(tmp_path, caplog):
         app.wait()
     app.study_list.value = gap
     app.open_button.click()                        # the loader's error, in words
-    with pytest.raises(RadipopError):
+    with pytest.raises(MissingSliceError, match="a slice is missing"):
         app.wait()
     assert errors(app) and "Opening the study failed" in errors(app)[0]
     assert app.progress.layout.visibility == "hidden"
