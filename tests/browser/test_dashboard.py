@@ -176,7 +176,6 @@ def test_save_writes_what_the_api_reads_back(browser, open_page, phantom, tmp_pa
     assert labels[Z][phantom["liver"]].all()
 
 
-
 def test_keys_work_without_clicking_the_image(server, open_page):
     page = open_page(server)
     slice_text = page.locator(".radipop-slice-text input")
@@ -228,6 +227,9 @@ def test_large_screen_shows_a_larger_image_with_exact_mapping(server, open_page)
     page.locator(".radipop-tools button.mod-active", has_text="Draw").wait_for()
     for row, col in ((12, 100), (13, 301), (25, 450)):
         page.mouse.click(*harness.screen_xy(page, row, col))
-        page.wait_for_function(RED_CENTRE_JS, arg=[row, col, 8], polling=50, timeout=10_000)
-        centre_row, centre_col, n = page.evaluate(RED_CENTRE_JS, [row, col, 8])
+        # Read the centre from the poll that saw red: evaluating again could land between
+        # the stroke preview being cleared and the committed overlay arriving (null).
+        found = page.wait_for_function(RED_CENTRE_JS, arg=[row, col, 8], polling=50,
+                                       timeout=10_000)
+        centre_row, centre_col, n = found.json_value()
         assert abs(centre_row - row) <= 0.5 and abs(centre_col - col) <= 0.5, (row, col, n)
