@@ -23,7 +23,7 @@ from .. import persist
 from ..errors import RadipopError
 from ..labels import BACKGROUND, LIVER, OTHER, SPLEEN
 from ..render import WINDOW_PRESETS, overlay_indexed, overlay_palette, window
-from .messages import MessagePanel, guarded
+from .messages import MessagePanel, guarded, sentence
 from .tools import TOOLS
 from .viewer import Viewer, overview_strip, to_number
 
@@ -973,13 +973,13 @@ class App:
     def undo(self) -> bool:
         s = self._require_session()
         done = s.undo()
-        self.status(_sentence(s.last_message))
+        self.status(sentence(s.last_message))
         return done
 
     def redo(self) -> bool:
         s = self._require_session()
         done = s.redo()
-        self.status(_sentence(s.last_message))
+        self.status(sentence(s.last_message))
         return done
 
     # ---------------------------------------------------------- save, export
@@ -1013,12 +1013,6 @@ class App:
             return path
         return self._run("Exporting", work, lambda path: self.status(f"Exported to {path}."),
                          "Exporting")
-
-
-def _sentence(text: str) -> str:
-    """An engine message ("undid extend") as a sentence for the panel."""
-    text = text.strip()
-    return (text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")) if text else ""
 
 
 def _local_time(iso) -> str:

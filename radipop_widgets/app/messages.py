@@ -69,6 +69,12 @@ class MessagePanel:
                                     "metadata": {}},)
 
 
+def sentence(text: str) -> str:
+    """An engine message ("undid extend") as a sentence for the panel."""
+    text = text.strip()
+    return (text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")) if text else ""
+
+
 def guarded(panel: MessagePanel, action: str):
     """Decorator for widget callbacks: an exception becomes a message, never a dead UI."""
     def decorate(handler):

@@ -7,6 +7,7 @@ on the app's Session; it holds no segmentation logic.
 from __future__ import annotations
 
 from ..labels import BACKGROUND
+from .messages import sentence
 
 MAX_STROKE_POINTS = 4000
 
@@ -95,8 +96,7 @@ class StrokeTool(Tool):
 
     def report(self, result) -> str:
         """What the user is told after the stroke: the Session's own words."""
-        text = self.app.session.last_message.strip()
-        return text[:1].upper() + text[1:] + "." if text else ""
+        return sentence(self.app.session.last_message)
 
 
 class DrawTool(StrokeTool):
