@@ -62,7 +62,8 @@ class Study:
     series_description: str = ""
     modality: str = "CT"
     sources: list[SliceSource] = field(default_factory=list)
-    metadata: dict = field(default_factory=lambda: dict.fromkeys(METADATA_KEYS))
+    # repr=False: a logged or printed Study (tracebacks, debug logs) shows no patient data
+    metadata: dict = field(default_factory=lambda: dict.fromkeys(METADATA_KEYS), repr=False)
     warnings: list[str] = field(default_factory=list)
     path: Path | None = None
 

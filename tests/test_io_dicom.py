@@ -61,6 +61,8 @@ def test_hu_order_spacing_affine_and_sources(tmp_path):
     assert study.series_description == "synthetic abdomen" and study.modality == "CT"
     assert study.metadata == {**PATIENT, "SliceThickness": "2.5"}
     assert set(study.metadata) == set(METADATA_KEYS)
+    # repr is what logs and tracebacks show: it must not carry patient metadata
+    assert PATIENT["PatientName"] not in repr(study) and PATIENT["PatientID"] not in repr(study)
     assert any("not a DICOM file" in w and "notes.txt" in w for w in study.warnings)
     assert not any(".DS_Store" in w or ".trash" in w for w in study.warnings)
 
