@@ -172,7 +172,6 @@ class App:
     # ----------------------------------------------------------------- layout
     def _build(self):
         w = widgets
-        small = w.Layout(width="auto")
         self.title = w.HTML()
         self.volumes = w.HTML()
         self.undo_button = _button("Undo", "Undo (Ctrl+Z)", icon="undo", width="80px")

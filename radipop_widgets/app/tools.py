@@ -58,10 +58,6 @@ class StrokeTool(Tool):
         super().__init__(app)
         self.points: list[tuple[int, int]] = []
 
-    @property
-    def active(self) -> bool:
-        return bool(self.points)
-
     def width_px(self) -> float:
         return 1.0
 
