@@ -17,7 +17,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..labels import LIVER, SPLEEN
-from ..study import METADATA_KEYS, SliceSource, Study, affine_from_geometry
+from ..study import METADATA_KEYS, Study, affine_from_geometry
 
 PHANTOM_VERSION = 2
 DEFAULT_SHAPE = (60, 512, 512)
