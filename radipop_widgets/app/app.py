@@ -432,7 +432,8 @@ class App:
     @property
     def busy(self) -> str | None:
         """What the long operation running now does ("Loading", ...), or None."""
-        return self._job[0] if self._job else None
+        job = self._job               # read once: the worker clears it when it ends
+        return job[0] if job else None
 
     def _edit_controls(self):
         return [*self.label_buttons.values(), *self.threshold_sliders.values(),
@@ -451,8 +452,9 @@ class App:
         moves, slices and windows can be browsed, and edits wait until it ends (their
         controls are disabled). Errors go to the message panel. Returns a Future.
         """
-        if self._job is not None:
-            raise RadipopError(f"{self._job[0]} is still running: wait until it ends.")
+        busy = self.busy
+        if busy is not None:
+            raise RadipopError(f"{busy} is still running: wait until it ends.")
         future = Future()
         self._job, self._last_job = (description, future), future
         for control in self._edit_controls():
@@ -499,8 +501,9 @@ class App:
         return self._last_job.result(timeout) if self._last_job else None
 
     def _require_session(self):
-        if self._job is not None:
-            raise RadipopError(f"{self._job[0]} is still running: wait until it ends.")
+        busy = self.busy
+        if busy is not None:
+            raise RadipopError(f"{busy} is still running: wait until it ends.")
         if self.session is None:
             raise RadipopError("No study is open: choose one in the Study tab and press Open.")
         return self.session
@@ -878,8 +881,9 @@ class App:
             return
         pixel = self.viewer.to_pixel(x, y)
         if pixel is not None:
-            if self._job is not None:
-                self.status(f"{self._job[0]} is still running: the image can be browsed, "
+            busy = self.busy
+            if busy is not None:
+                self.status(f"{busy} is still running: the image can be browsed, "
                             "edits wait until it ends.")
                 return
             self.tool.press(*pixel)
