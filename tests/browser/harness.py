@@ -97,6 +97,9 @@ def open_app(browser, url: str, width: int = 1366, height: int = 768, timeout: f
     page.route("https://cdn.jsdelivr.net/**", lambda route: route.abort())
     page.goto(url)
     wait_painted(page, timeout)
+    # The keyboard helper installs itself from an image error handler, asynchronously:
+    # tests that press keys before touching the image need it in place.
+    page.wait_for_function("() => window.radipopKeys === true", timeout=timeout * 1000)
     return page
 
 
