@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -42,7 +43,7 @@ def server_env(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def server(server_env):
-    """URL of the dashboard served on a free port (a workspace no test saves into)."""
+    """URL of the dashboard served on a free port, shared by the tests (see ``open_page``)."""
     with harness.voila_server(server_env) as url:
         yield url
 
@@ -57,9 +58,15 @@ def browser():
 
 
 @pytest.fixture
-def open_page(browser, request):
-    """``open_page(url)`` -> painted page; a screenshot goes to test-artifacts/ on failure."""
+def open_page(browser, request, server_env):
+    """``open_page(url)`` -> painted page; a screenshot goes to test-artifacts/ on failure.
+
+    Every edit autosaves into the shared server's workspace, and a study with autosaved
+    work opens with a Resume / Start new offer: empty the workspace first so each test
+    sees a first visit, whatever ran before it.
+    """
     pages = []
+    shutil.rmtree(server_env["RADIPOP_WORKSPACE"], ignore_errors=True)
 
     def open_page(url, width=1366, height=768):
         page = harness.open_app(browser, url, width, height)

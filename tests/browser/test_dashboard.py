@@ -83,6 +83,7 @@ def test_default_study_paints(server, open_page):
     assert counts["green"] > 5_000             # unlabelled candidate regions are green
     assert counts["red"] == 0 and counts["blue"] == 0
     assert page.locator(".radipop-slice-text input").input_value() == str(Z)
+    assert page.locator(".radipop-resume-box").is_hidden()   # a first visit: nothing to resume
 
 
 def test_threshold_slider_changes_overlay(server, open_page):
