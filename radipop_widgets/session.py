@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from collections import OrderedDict
 from pathlib import Path
 from typing import Callable, Iterable
@@ -82,6 +83,7 @@ class Session:
         self._cuts: dict[int, list[np.ndarray]] = {}
         self._barriers: dict[int, np.ndarray] = {}   # rasterised cuts of a slice
         self._regions: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._regions_lock = threading.Lock()  # the dashboard browses while a worker extends
         self._selection: tuple[int, int] | None = None
         self._history = History(max(100, int(history_depth)))
         self._listeners: list[Callable] = []
@@ -168,17 +170,19 @@ class Session:
     def regions(self, z) -> np.ndarray:
         """Candidate regions of slice ``z`` (int32, 0 = background), cached."""
         z = self._z(z)
-        cached = self._regions.get(z)
-        if cached is not None:
-            self._regions.move_to_end(z)
-            return cached
+        with self._regions_lock:
+            cached = self._regions.get(z)
+            if cached is not None:
+                self._regions.move_to_end(z)
+                return cached
         regions = partition(self.study.hu[z], self.thresholds(z), pixel_mm=self.pixel_mm,
                             barrier=self._barrier(z), noise_sd=self.noise_sd,
                             params=self.partition_params)
         regions.setflags(write=False)
-        self._regions[z] = regions
-        while len(self._regions) > REGION_CACHE_SLICES:
-            self._regions.popitem(last=False)
+        with self._regions_lock:
+            self._regions[z] = regions
+            while len(self._regions) > REGION_CACHE_SLICES:
+                self._regions.popitem(last=False)
         return regions
 
     def _barrier(self, z: int) -> np.ndarray | None:
@@ -212,7 +216,8 @@ class Session:
 
     def _regions_changed(self, slices: Iterable[int]) -> None:
         for z in slices:
-            self._regions.pop(z, None)
+            with self._regions_lock:
+                self._regions.pop(z, None)
             if self._selection is not None and self._selection[0] == z:
                 self._selection = None
 
@@ -551,7 +556,8 @@ class Session:
             raise SessionError(f"the saved session state is damaged ({exc})") from None
         self._cuts = {z: v for z, v in cuts.items() if 0 <= z < self.study.n_slices}
         self._barriers.clear()
-        self._regions.clear()
+        with self._regions_lock:
+            self._regions.clear()
 
     def save(self, folder=None) -> Path:
         """Save labels and state (atomically) to ``folder`` or the default session folder."""

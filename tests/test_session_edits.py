@@ -187,3 +187,26 @@ def test_assign_with_rim_keeps_cuts_and_other_labels_and_undoes_as_one_step(s):
     assert (s.labels[2][s.study.hu[2] == 80] == SPLEEN).all()
     s.undo()                                       # region and rim are one step
     assert not (s.labels[2] == LIVER).any()
+
+
+def test_region_cache_survives_an_eviction_from_another_thread():
+    """The dashboard reads regions while a worker thread extends and invalidates slices:
+    an eviction that lands between the cache lookup and its bookkeeping must not fail."""
+    import threading
+    from collections import OrderedDict
+
+    s = Session(make_study(), thresholds=T)
+    s.regions(2)
+
+    class EvictedDuringLookup(OrderedDict):
+        def get(self, key, default=None):
+            value = super().get(key, default)
+            if value is not None and threading.current_thread() is threading.main_thread():
+                worker = threading.Thread(target=s._regions_changed, args=([key],))
+                worker.start()
+                worker.join(0.3)           # without the cache lock the eviction lands here
+            return value
+
+    s._regions = EvictedDuringLookup(s._regions)
+    assert s.regions(2).max() >= 1
+    assert (s.regions(2) == s.regions(2)).all()
