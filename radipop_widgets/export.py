@@ -390,6 +390,25 @@ def _fill_missing_uids(datasets, generate: bool) -> list[str]:
     return empty
 
 
+def dicom_seg_problem(study: Study) -> str | None:
+    """Why a DICOM SEG cannot reference ``study``'s images, or None when it can
+    (checked from the Study alone, so a user interface can say it before trying)."""
+    if any(source.frame is not None for source in study.sources):
+        return ("DICOM SEG export from an Enhanced (multi-frame) CT series is not supported "
+                "yet. Export NIfTI labels instead.")
+    missing = [name for name, value in (("SeriesInstanceUID", study.series_uid),
+                                        ("StudyInstanceUID", study.study_uid)) if not value]
+    if not study.sources or not all(source.sop_instance_uid for source in study.sources):
+        missing.insert(0, "SOPInstanceUID")
+    if not missing:
+        return None
+    if not any(source.sop_instance_uid for source in study.sources) and not study.series_uid:
+        return ("DICOM SEG needs a DICOM study: this one has no DICOM identifiers (NIfTI or "
+                "anonymised without UIDs). Export NIfTI labels instead.")
+    return (f"DICOM SEG needs the identifiers of the source images, and this series has "
+            f"none for {', '.join(missing)}. Export NIfTI labels instead.")
+
+
 def export_dicom_seg(path, labels: np.ndarray, study: Study, *,
                      segmentation_type: str = "BINARY",
                      generate_missing_uids: bool = False) -> Path:

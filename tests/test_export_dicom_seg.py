@@ -12,7 +12,7 @@ from _export_helpers import blob_labels, study_from_files, synthetic_study, writ
 from realdata import shared_case
 
 from radipop_widgets.errors import SessionError
-from radipop_widgets.export import export_dicom_seg
+from radipop_widgets.export import dicom_seg_problem, export_dicom_seg
 from radipop_widgets.study import SliceSource
 
 SHAPE = (4, 16, 20)
@@ -198,3 +198,13 @@ def test_with_the_dicom_loader(tmp_path, ge_dir):
     path = export_dicom_seg(tmp_path / "seg.dcm", reference, study)
     np.testing.assert_array_equal(_pixels(path, study, 1), reference == 1)
     _assert_frames_on_slices_by_position(pydicom.dcmread(path), study, reference)
+
+
+def test_problem_is_told_before_trying(series):
+    assert dicom_seg_problem(series) is None
+    assert "no DICOM identifiers" in dicom_seg_problem(synthetic_study(shape=SHAPE,
+                                                                       series_uid=None))
+    assert "none for SOPInstanceUID" in dicom_seg_problem(synthetic_study(shape=SHAPE))
+    series.sources = [SliceSource(s.path, s.sop_instance_uid, None, frame=1)
+                      for s in series.sources]
+    assert "multi-frame" in dicom_seg_problem(series)

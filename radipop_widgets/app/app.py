@@ -20,6 +20,7 @@ import ipywidgets as widgets
 import numpy as np
 
 from .. import persist
+from ..export import dicom_seg_problem
 from ..errors import RadipopError
 from ..labels import BACKGROUND, LIVER, OTHER, SPLEEN
 from ..render import WINDOW_PRESETS, overlay_indexed, overlay_palette, window
@@ -490,7 +491,7 @@ class App:
         for control in self._edit_controls():
             control.disabled = False
         self.export_buttons["dicom_seg"].disabled = bool(
-            self.session and _dicom_seg_problem(self.session.study))
+            self.session and dicom_seg_problem(self.session.study))
         if self.session is not None:
             self._update_status()
         else:
@@ -606,7 +607,7 @@ class App:
         self.title.value = (f"<b style='font-size:15px'>RadiPOP</b> &nbsp; "
                             f"{html.escape(study.series_description or study.name)} "
                             f"<small>({n} × {rows} × {cols})</small>")
-        problem = _dicom_seg_problem(study)
+        problem = dicom_seg_problem(study)
         self.export_buttons["dicom_seg"].disabled = bool(problem)
         self.export_buttons["dicom_seg"].tooltip = problem or "A DICOM Segmentation object " \
             "referencing the series"
@@ -1004,8 +1005,8 @@ class App:
                    "dicom_seg": ("segmentation.dcm", s.export_dicom_seg)}
         if kind not in targets:
             raise RadipopError(f"Unknown export {kind!r}: choose nifti, legacy or dicom_seg.")
-        if kind == "dicom_seg" and _dicom_seg_problem(s.study):
-            raise RadipopError(_dicom_seg_problem(s.study))
+        if kind == "dicom_seg" and dicom_seg_problem(s.study):
+            raise RadipopError(dicom_seg_problem(s.study))
         folder = persist.resolve_inside(self.output_root, self.output_text.value.strip() or ".")
         name, write = targets[kind]
         path = folder / name
@@ -1024,18 +1025,3 @@ def _local_time(iso) -> str:
         return _dt.datetime.fromisoformat(str(iso)).astimezone().strftime("%Y-%m-%d %H:%M")
     except ValueError:
         return "?"
-
-
-def _dicom_seg_problem(study) -> str | None:
-    """Why a DICOM SEG cannot reference ``study``'s images, or None when it can."""
-    missing = [name for name, value in (("SeriesInstanceUID", study.series_uid),
-                                        ("StudyInstanceUID", study.study_uid)) if not value]
-    if not study.sources or not all(source.sop_instance_uid for source in study.sources):
-        missing.insert(0, "SOPInstanceUID")
-    if not missing:
-        return None
-    if not any(source.sop_instance_uid for source in study.sources) and not study.series_uid:
-        return ("DICOM SEG needs a DICOM study: this one has no DICOM identifiers (NIfTI or "
-                "anonymised without UIDs). Export NIfTI labels instead.")
-    return (f"DICOM SEG needs the identifiers of the source images, and this series has "
-            f"none for {', '.join(missing)}. Export NIfTI labels instead.")
