@@ -201,6 +201,13 @@ def test_too_large_is_checked_before_reading_pixels(tmp_path, monkeypatch):
         load_study(tmp_path)
 
 
+def test_memory_limit_that_is_not_a_number_says_so(tmp_path, monkeypatch):
+    write_ct_series(tmp_path, n=2)
+    monkeypatch.setenv(MEMORY_LIMIT_ENV, "8GB")
+    with pytest.raises(ValueError, match=r"RADIPOP_MEMORY_LIMIT='8GB' is not a number of bytes"):
+        load_study(tmp_path)
+
+
 def test_hu_outside_int16(tmp_path):
     write_ct_series(tmp_path, n=2, slope=100.0, intercept=0.0)
     with pytest.raises(HURangeError, match=r"do not fit in int16 .*rescale slope/intercept"):

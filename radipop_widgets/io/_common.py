@@ -52,7 +52,11 @@ def available_memory() -> int:
     """
     override = os.environ.get(MEMORY_LIMIT_ENV)
     if override:
-        return int(float(override))
+        try:
+            return int(float(override))
+        except ValueError:
+            raise ValueError(f"${MEMORY_LIMIT_ENV}={override!r} is not a number of bytes; "
+                             "set it to e.g. 8e9 or unset it.") from None
     try:
         with open("/proc/meminfo") as f:
             for line in f:
