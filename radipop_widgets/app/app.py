@@ -8,6 +8,7 @@ validated and clamped here before it reaches the Session.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import html
 import math
@@ -406,6 +407,15 @@ class App:
         for kind, button in self.export_buttons.items():
             button.on_click(g("Exporting")(lambda _, kind=kind: self.export(kind)))
 
+    @contextlib.contextmanager
+    def _quiet(self):
+        """Set widget values without their observers acting on the change."""
+        self._syncing = True
+        try:
+            yield
+        finally:
+            self._syncing = False
+
     def _repr_mimebundle_(self, **kwargs):
         return self.widget._repr_mimebundle_(**kwargs)
 
@@ -566,11 +576,8 @@ class App:
 
         def done(result):
             self._show_session(result[1])
-            self._syncing = True
-            try:
+            with self._quiet():
                 self.study_list.value = index
-            finally:
-                self._syncing = False
             self.tabs.selected_index = 0
         return self._run("Loading", work, done, "Opening the study")
 
@@ -589,13 +596,10 @@ class App:
         self.viewer.resize(rows, cols)
         self.style.value = self.viewer.css() + KEYBOARD_HELPER
         self._slice_row.layout.width = self.viewer.canvas.layout.width
-        self._syncing = True
-        try:
+        with self._quiet():
             for control in (self.slice_slider, self.slice_text):
                 control.max = n - 1
             self.extend_n.max = max(1, n - 1)
-        finally:
-            self._syncing = False
         self.slice_total.value = f"/ {n - 1}"
         self._update_present()
         suggested = session.suggested_thresholds
@@ -751,12 +755,9 @@ class App:
 
     def _sync_threshold_sliders(self) -> None:
         t = self.session.thresholds(self.z)
-        self._syncing = True
-        try:
+        with self._quiet():
             for name, slider in self.threshold_sliders.items():
                 slider.value = int(min(max(round(getattr(t, name)), slider.min), slider.max))
-        finally:
-            self._syncing = False
 
     def _session_changed(self, event: str, slices) -> None:
         """Session listener: redraw the overlay first (the latency users feel), then the rest."""
@@ -785,12 +786,9 @@ class App:
             return
         self.tool.cancel()
         self.z = z
-        self._syncing = True
-        try:
+        with self._quiet():
             self.slice_slider.value = z
             self.slice_text.value = z
-        finally:
-            self._syncing = False
         self._sync_threshold_sliders()
         self.render_ct()
         self.render_overlay()
@@ -821,21 +819,15 @@ class App:
         if name not in WINDOW_PRESETS:
             return
         level, width = WINDOW_PRESETS[name]
-        self._syncing = True
-        try:
+        with self._quiet():
             self.level_slider.value, self.width_slider.value = int(level), int(width)
-        finally:
-            self._syncing = False
         self.render_ct()
 
     def _window_changed(self, change) -> None:
         if self._syncing:
             return
-        self._syncing = True
-        try:
+        with self._quiet():
             self.preset.value = ""
-        finally:
-            self._syncing = False
         self.render_ct()
 
     # ------------------------------------------------------------ thresholds
