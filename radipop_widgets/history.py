@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .events import Change
+
 
 @dataclass
 class LabelPatch:
@@ -39,17 +41,25 @@ class Step:
     """One undoable user action: label patches, threshold rows and cut lists it changed.
 
     ``thresholds`` maps slice -> (old, new) Thresholds; ``cuts`` maps slice -> (old list,
-    new list) of cut polylines.
+    new list) of cut polylines; ``ranges`` maps label -> (old, new) intensity range.
     """
 
     name: str
     patches: list[LabelPatch] = field(default_factory=list)
     thresholds: dict = field(default_factory=dict)
     cuts: dict = field(default_factory=dict)
+    ranges: dict = field(default_factory=dict)
 
     @property
     def empty(self) -> bool:
-        return not (self.patches or self.thresholds or self.cuts)
+        return not (self.patches or self.thresholds or self.cuts or self.ranges)
+
+    @property
+    def changes(self) -> frozenset:
+        """The kinds of :class:`~radipop_widgets.events.Change` this step makes."""
+        kinds = {Change.LABELS: self.patches, Change.THRESHOLDS: self.thresholds,
+                 Change.CUTS: self.cuts, Change.RANGES: self.ranges}
+        return frozenset(kind for kind, part in kinds.items() if part)
 
     @property
     def slices(self) -> tuple[int, ...]:

@@ -12,6 +12,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from .errors import SessionError
+from .events import Change, SessionEvent
 from .history import History, Step, label_patch
 from .labels import label_name
 from .segmentation.edit import clean_points, line_mask, stroke_mask
@@ -249,7 +250,7 @@ class Session:
             else:
                 self._selection = (z, region)
                 self._message(f"region {region} selected on slice {z}")
-        self._notify("select", (z,))
+        self._notify(SessionEvent(Change.SELECTION, (z,), "select"))
         return 0 if self._selection is None else self._selection[1]
 
     def selected_mask(self, z) -> np.ndarray | None:
@@ -470,7 +471,7 @@ class Session:
     def _commit(self, step: Step, message: str) -> None:
         self._message(message)
         if self._history.push(step):
-            self._after_edit(step.name, step.slices)
+            self._after_edit(step.name, step)
 
     def _apply(self, step: Step, undo: bool) -> None:
         for patch in (reversed(step.patches) if undo else step.patches):
@@ -497,7 +498,7 @@ class Session:
             return False
         self._apply(step, undo=undo)
         self._message(f"{'undid' if undo else 'redid'} {step.name}")
-        self._after_edit(event, step.slices)
+        self._after_edit(event, step)
         return True
 
     @property
@@ -509,8 +510,9 @@ class Session:
         return self._history.can_redo
 
     # ----------------------------------------------------------------- listeners
-    def add_listener(self, callback: Callable[[str, tuple], None]) -> None:
-        """Call ``callback(event, slices)`` after every change (edits, undo, redo, select)."""
+    def add_listener(self, callback: Callable[[SessionEvent], None]) -> None:
+        """Call ``callback(event)`` with a :class:`~radipop_widgets.events.SessionEvent`
+        after every change (edits, undo, redo, selection)."""
         if callback not in self._listeners:
             self._listeners.append(callback)
 
@@ -518,14 +520,14 @@ class Session:
         if callback in self._listeners:
             self._listeners.remove(callback)
 
-    def _notify(self, event: str, slices: tuple) -> None:
+    def _notify(self, event: SessionEvent) -> None:
         for callback in list(self._listeners):
             try:
-                callback(event, tuple(slices))
+                callback(event)
             except Exception:  # a broken listener must not break editing
-                log.exception("session listener %r failed on %s", callback, event)
+                log.exception("session listener %r failed on %s", callback, event.source)
 
-    def _after_edit(self, event: str, slices: tuple) -> None:
+    def _after_edit(self, source: str, step: Step) -> None:
         if self.autosave:
             from .persist import autosave_dir
             try:
@@ -533,7 +535,7 @@ class Session:
             except Exception as exc:  # keep editing; say why the autosave failed
                 log.exception("autosave failed")
                 self._message(f"{self.last_message} (autosave failed: {exc})")
-        self._notify(event, slices)
+        self._notify(SessionEvent(step.changes, step.slices, source))
 
     # ----------------------------------------------------------------- state, save, export
     def state(self) -> dict:

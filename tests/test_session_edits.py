@@ -126,12 +126,27 @@ def test_extend_counts_and_fill_between(s):
 
 def test_listeners_and_messages(s):
     events = []
-    s.add_listener(lambda event, slices: events.append((event, slices)))
+    s.add_listener(lambda event: events.append((event.source, event.slices)))
     s.select(2, 20, 20)
     s.assign(2, LIVER)
     s.extend(2, below=1, above=0)
     s.undo()
     assert events == [("select", (2,)), ("assign", (2,)), ("extend", (1,)), ("undo", (1,))]
+
+
+def test_listeners_get_typed_events(s):
+    from radipop_widgets.events import Change
+    events = []
+    s.add_listener(events.append)
+    s.select(2, 20, 20)
+    s.set_thresholds(organ=40, slices=[3])
+    s.cut(2, [(0, 0), (30, 30)])
+    s.undo()
+    assert [e.changes for e in events] == [frozenset({Change.SELECTION}),
+                                           frozenset({Change.THRESHOLDS}),
+                                           frozenset({Change.CUTS}), frozenset({Change.CUTS})]
+    assert events[1].slices == (3,) and events[1].regions_changed
+    assert not any(e.labels_changed for e in events)
 
 
 def test_no_op_edits_add_no_step(s):

@@ -39,7 +39,7 @@ def test_open_refuses_another_study(tmp_path):
 def test_autosave_after_each_edit(tmp_path):
     s = Session(make_study(), thresholds=T, workspace=tmp_path, autosave=True)
     seen = []
-    s.add_listener(lambda event, slices: seen.append(event))
+    s.add_listener(lambda event: seen.append(event.source))
     s.select(2, 20, 20)
     s.assign(2, LIVER)
     saved = list(tmp_path.rglob("labels.nii.gz"))

@@ -759,17 +759,17 @@ class App:
             for name, slider in self.threshold_sliders.items():
                 slider.value = int(min(max(round(getattr(t, name)), slider.min), slider.max))
 
-    def _session_changed(self, event: str, slices) -> None:
+    def _session_changed(self, event) -> None:
         """Session listener: redraw the overlay first (the latency users feel), then the rest."""
         s = self.session
         n = s.study.n_slices
-        slices = tuple(z for z in slices if 0 <= z < n) if slices else tuple(range(n))
+        slices = tuple(z for z in event.slices if 0 <= z < n) if event.slices else tuple(range(n))
         if self.z in slices:
             self.render_overlay()
-            if event != "select":
+            if event.regions_changed:
                 self._sync_threshold_sliders()
-        if event in ("select", "thresholds", "cut"):      # labels unchanged
-            if event != "select":
+        if not event.labels_changed:
+            if event.regions_changed:
                 self._update_status()
             return
         self._update_present(slices)
