@@ -80,7 +80,7 @@ def main(n_slices=300, runs=20):
     s.assign(z0, 1)
     ext, warm = [], []
     for i in range(runs):
-        s._regions.clear()           # cold: every slice partitioned during the extend
+        s.candidates.invalidate(range(s.study.n_slices))  # cold: every slice partitioned during the extend
         t0 = time.perf_counter()
         report = s.extend(z0, below=5, above=5, label=1)
         ext.append((time.perf_counter() - t0) / max(1, len(report.slices)))

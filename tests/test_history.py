@@ -11,13 +11,15 @@ from test_session_edits import T, make_study
 
 
 def snapshot(s):
-    return (s.labels.copy(), s._thresholds.copy(), {z: len(v) for z, v in s._cuts.items() if v},
-            [s.regions(z).copy() for z in range(s.study.n_slices)])
+    n = s.study.n_slices
+    return (s.labels.copy(), np.array([s.thresholds(z) for z in range(n)]),
+            {z: len(s.cuts(z)) for z in range(n) if s.cuts(z)},
+            [s.regions(z).copy() for z in range(n)], s.candidates.ranges)
 
 
 def same(a, b):
     return ((a[0] == b[0]).all() and (a[1] == b[1]).all() and a[2] == b[2]
-            and all((x == y).all() for x, y in zip(a[3], b[3])))
+            and all((x == y).all() for x, y in zip(a[3], b[3])) and a[4] == b[4])
 
 
 EDITS = {
@@ -28,6 +30,8 @@ EDITS = {
     "thresholds": lambda s: s.set_thresholds(organ=90),
     "thresholds one slice": lambda s: s.set_thresholds(vessel=95, slices=3),
     "extend": lambda s: s.extend(2),
+    "range": lambda s: s.set_organ_range(LIVER, 10, 90),
+    "grow": lambda s: s.grow(3, 20, 14, LIVER),
     "import": lambda s: s.set_labels(np.ones(s.labels.shape, np.uint8)),
 }
 

@@ -36,7 +36,8 @@ FLOORS = [
     ("ct-abdomen-3mm", 1, 0.905, 3.6),
     # rim only against fat (not lung, not soft tissue): 0.959 / -2.3 %
     ("ct-abdomen-3mm", 2, 0.955, 2.5),
-    ("ge-ct-3slices", 1, 0.93, 12.5),
+    # the study-length-independent suggestion gives organ 24 instead of 18 HU here (-0.006)
+    ("ge-ct-3slices", 1, 0.925, 13.5),
 ]
 
 

@@ -217,11 +217,11 @@ def test_region_cache_survives_an_eviction_from_another_thread():
         def get(self, key, default=None):
             value = super().get(key, default)
             if value is not None and threading.current_thread() is threading.main_thread():
-                worker = threading.Thread(target=s._regions_changed, args=([key],))
+                worker = threading.Thread(target=s.candidates.invalidate, args=([key[0]],))
                 worker.start()
                 worker.join(0.3)           # without the cache lock the eviction lands here
             return value
 
-    s._regions = EvictedDuringLookup(s._regions)
+    s.candidates._cache = EvictedDuringLookup(s.candidates._cache)
     assert s.regions(2).max() >= 1
     assert (s.regions(2) == s.regions(2)).all()

@@ -54,14 +54,47 @@ VESSEL_ABOVE_PEAK = 55.0
 BONE_ABOVE_VESSEL = 100.0
 
 
-def _soft_tissue_sample(hu: np.ndarray, max_pixels: int) -> np.ndarray:
-    """Subsampled volume, smoothed 3 x 3 per slice (float32, 3-D)."""
+#: slices are read in chunks of about this many pixels (memory stays small on any study)
+CHUNK_PIXELS = 4_000_000
+#: HU bins of the soft-tissue histograms (0.25 HU: percentiles to a quarter HU)
+BIN_HU = 0.25
+
+
+def _in_plane_step(shape, max_pixels: int) -> int:
+    """In-plane subsampling step from the slice size only (never from the slice count,
+    so a study's suggestion does not depend on how many slices it has)."""
+    per_slice = shape[-2] * shape[-1]
+    return max(1, int(np.ceil(np.sqrt(per_slice * 40 / max_pixels))))
+
+
+def _soft_tissue_histograms(hu: np.ndarray, max_pixels: int):
+    """Histograms over every slice of the 3 x 3-smoothed, subsampled HU (-20..250 HU,
+    ``BIN_HU`` bins) and of the local variance in 5 x 5 windows over soft tissue
+    (0.25 HU^2 bins), accumulated in chunks of slices."""
     hu = np.asarray(hu)
     if hu.ndim == 2:
         hu = hu[None]
-    step = max(1, int(np.ceil(np.sqrt(hu.size / max_pixels))))
-    sub = hu[:, ::step, ::step].astype(np.float32)
-    return ndimage.uniform_filter(sub, size=(1, 3, 3))
+    step = _in_plane_step(hu.shape, max_pixels)
+    edges = np.arange(-20.0, 250.0 + BIN_HU, BIN_HU)
+    var_edges = np.arange(0.0, 4000.0, 0.25)
+    hist = np.zeros(edges.size - 1, np.int64)
+    var_hist = np.zeros(var_edges.size - 1, np.int64)
+    chunk = max(1, CHUNK_PIXELS // (hu.shape[1] * hu.shape[2]))
+    for z0 in range(0, hu.shape[0], chunk):
+        sub = ndimage.uniform_filter(hu[z0:z0 + chunk, ::step, ::step].astype(np.float32),
+                                     size=(1, 3, 3))
+        hist += np.histogram(sub, edges)[0]
+        mean = ndimage.uniform_filter(sub, (1, 5, 5))
+        var = ndimage.uniform_filter(sub * sub, (1, 5, 5)) - mean * mean
+        var_hist += np.histogram(var[(mean > -20) & (mean < 250)], var_edges)[0]
+    return hist, edges, var_hist, var_edges
+
+
+def _percentile(hist: np.ndarray, edges: np.ndarray, q: float) -> float:
+    """The ``q``-th percentile of histogrammed values (bin centre)."""
+    cum = np.cumsum(hist)
+    i = int(np.searchsorted(cum, q / 100.0 * cum[-1]))
+    return float((edges[i] + edges[i + 1]) / 2)
 
 
 def noise_sd(image: np.ndarray, *, window: int = 5) -> float:
@@ -118,26 +151,28 @@ def soft_tissue_levels(hu: np.ndarray, *, max_pixels: int = 2_000_000
     soft tissue; the histogram (1 HU bins from -20 to 250 HU, Gaussian-smoothed by 3 HU)
     is the one the mode is taken from.
 
-    The volume is subsampled to at most ``max_pixels`` pixels and lightly smoothed per
-    slice (-20..250 HU values are used). The upper peak is the mode of the values above
-    the percentile when it is a real peak (not the lower edge of that range); the mode
-    is that of all soft tissue; the noise SD is :func:`noise_sd` of the smoothed sample.
+    Every slice counts (in-plane subsampled to about ``max_pixels / 40`` pixels a slice,
+    lightly smoothed), so the same slices repeated give the same levels. The upper peak
+    is the mode of the values above the percentile when it is a real peak (not the lower
+    edge of that range); the noise SD is the square root of the 25th percentile of the
+    local variance over soft tissue (as :func:`noise_sd`).
     """
-    sub = _soft_tissue_sample(hu, max_pixels)
-    values = sub[(sub > -20) & (sub < 250)]
-    if values.size < 100:
+    fine, edges, var_hist, var_edges = _soft_tissue_histograms(hu, max_pixels)
+    if fine.sum() < 100:
         raise ValueError("too little soft tissue (-20..250 HU) in the image to suggest "
                          "thresholds; set them by hand with set_thresholds")
-    low = float(np.percentile(values, ORGAN_PERCENTILE))
-    hist, edges = np.histogram(values[values >= low], bins=max(int(250 - low), 1),
-                               range=(low, 250))
-    hist = ndimage.gaussian_filter1d(hist.astype(float), 3)
-    top = int(np.argmax(hist))
-    peak = float(edges[top] + 0.5) if top > 10 else None
-    hist, edges = np.histogram(values, bins=270, range=(-20, 250))
-    hist = ndimage.gaussian_filter1d(hist.astype(float), 3)
-    mode = float(edges[int(np.argmax(hist))] + 0.5)
-    return low, peak, mode, noise_sd(sub), hist
+    low = _percentile(fine, edges, ORGAN_PERCENTILE)
+    per_hu = int(round(1 / BIN_HU))
+    hist = fine.reshape(-1, per_hu).sum(axis=1).astype(float)      # 1 HU bins, -20..250
+    above = np.where(np.arange(hist.size) - 20 + 0.5 >= low, hist, 0.0)
+    above = ndimage.gaussian_filter1d(above, 3)
+    first = int(np.ceil(low + 20))
+    top = int(np.argmax(above[first:])) + first
+    peak = float(top - 20 + 0.5) if top - first > 10 else None
+    hist = ndimage.gaussian_filter1d(hist, 3)
+    mode = float(int(np.argmax(hist)) - 20 + 0.5)
+    noise = float(np.sqrt(max(_percentile(var_hist, var_edges, 25), 0.0)))
+    return low, peak, mode, noise, hist
 
 
 def suggest_thresholds(hu: np.ndarray) -> Thresholds:
