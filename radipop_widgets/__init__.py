@@ -4,6 +4,9 @@ The core (loading, segmentation, session, rendering, export) imports no widget
 library; ``App`` is imported lazily so ``import radipop_widgets`` stays light.
 """
 
+from importlib import import_module as _import_module
+
+from ._version import __version__
 from .errors import (
     DecodeError,
     DuplicateSliceError,
@@ -26,8 +29,6 @@ from .errors import (
 from .labels import BACKGROUND, LIVER, OTHER, SPLEEN
 from .study import Study, SliceSource
 
-__version__ = "0.1.0"
-
 _LAZY = {
     "load_study": ("radipop_widgets.io", "load_study"),
     "Session": ("radipop_widgets.session", "Session"),
@@ -40,11 +41,9 @@ _LAZY = {
 
 
 def __getattr__(name):
-    if name in _LAZY:
-        import importlib
-
+    if name in _LAZY:  # the lazy imports: the app (widgets) and the heavier core modules
         module_name, attribute = _LAZY[name]
-        return getattr(importlib.import_module(module_name), attribute)
+        return getattr(_import_module(module_name), attribute)
     raise AttributeError(f"module 'radipop_widgets' has no attribute {name!r}")
 
 

@@ -1,114 +1,34 @@
 """Label volume exports: NIfTI, per-organ masks, the original tool's pickles, DICOM SEG.
 
-Geometry. ``Study.affine`` maps (slice, row, column, 1) to DICOM patient
-coordinates (LPS, mm). NIfTI files here store the volume with axes i = column,
-j = row, k = slice, and their affine maps (i, j, k, 1) to RAS (= diag(-1, -1, 1)
-LPS), as dcm2niix and nibabel expect. The bytes of a C-ordered (slice, row,
-column) array are exactly the Fortran-ordered (i, j, k) NIfTI data, so nothing
-is copied.
+The NIfTI codec (geometry, writing, reading) is :mod:`radipop_widgets.labelmap`; its
+public functions are importable from here too, where the README and the Session have
+always found them. Every file is written atomically (:mod:`radipop_widgets.atomic`).
 """
 
 from __future__ import annotations
 
 import functools
-import gzip
 import io
 import pickle
 import warnings
 from pathlib import Path
 
 import numpy as np
+import pydicom
+from numpy._core import multiarray, numeric
+from pydicom.uid import CTImageStorage, generate_uid
 
+from ._version import __version__
+from .atomic import atomic_write_bytes
 from .errors import MaskFileError, SessionError
+from .labelmap import (check_labels, nifti_affine, read_nifti_labels, write_nifti_labels,
+                       write_nifti_stream)
 from .labels import LIVER, SPLEEN, label_name
-from .persist import atomic_write_bytes, atomic_writer
 from .study import Study
 
-# (slice, row, col) <-> (i, j, k) = (col, row, slice); the permutation is its own inverse.
-_SWAP_IK = np.array([[0, 0, 1, 0], [0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 0, 1]], float)
-_LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
-_GZIP_LEVEL = 1  # label maps compress ~100x even at level 1; higher levels cost 3x the time
-
-
-def nifti_affine(study: Study) -> np.ndarray:
-    """RAS affine of a NIfTI with axes i = column, j = row, k = slice of ``study``."""
-    return _LPS_TO_RAS @ np.asarray(study.affine, float) @ _SWAP_IK
-
-
-def _check_labels(labels: np.ndarray, study: Study) -> np.ndarray:
-    labels = np.asarray(labels)
-    if labels.shape != tuple(study.shape):
-        raise SessionError(f"labels have shape {labels.shape} but the study {study.shape}")
-    if labels.dtype != np.uint8:
-        if labels.size and (labels.min() < 0 or labels.max() > 255):
-            raise SessionError("labels must be 0..255 to be stored as uint8")
-        labels = labels.astype(np.uint8)
-    return np.ascontiguousarray(labels)
-
-
-def write_nifti_stream(fileobj, labels: np.ndarray, study: Study) -> None:
-    """Write ``labels`` as a gzip-compressed uint8 NIfTI-1 to an open binary file."""
-    import nibabel as nib
-
-    labels = _check_labels(labels, study)
-    affine = nifti_affine(study)
-    img = nib.Nifti1Image(labels.transpose(2, 1, 0), affine, dtype=np.uint8)
-    img.set_qform(affine, code=1)  # 1 = scanner coordinates
-    img.set_sform(affine, code=1)
-    img.header.set_xyzt_units("mm")
-    img.header["descrip"] = b"radipop-widgets label map"
-    with gzip.GzipFile(fileobj=fileobj, mode="wb", compresslevel=_GZIP_LEVEL, mtime=0) as gz:
-        img.to_file_map({"image": nib.FileHolder(fileobj=gz)})
-
-
-def write_nifti_labels(path, labels: np.ndarray, study: Study) -> Path:
-    """Write the label map (1 = liver, 2 = spleen) as ``.nii.gz`` with the study's geometry.
-
-    uint8, qform and sform set (code 1, scanner), axes i = column, j = row, k = slice:
-    the ``mask_liver_and_spleen.nii.gz`` the RADIPOP radiomics pipeline reads. It lines
-    up voxel for voxel (up to axis order) with a NIfTI conversion of the same series.
-    The write is atomic.
-    """
-    path = Path(path)
-    with atomic_writer(path) as f:
-        write_nifti_stream(f, labels, study)
-    return path
-
-
-def read_nifti_labels(path) -> tuple[np.ndarray, np.ndarray]:
-    """Read a NIfTI label map written by :func:`write_nifti_labels`.
-
-    Returns
-    -------
-    labels : ndarray of uint8 (slices, rows, columns)
-    affine : ndarray (4, 4) from (slice, row, column, 1) to LPS, as ``Study.affine``.
-
-    Raises
-    ------
-    MaskFileError
-        Missing, truncated or not NIfTI; not 3-D; values not integers in 0..255.
-    """
-    import nibabel as nib
-
-    path = Path(path)
-    if not path.is_file():
-        raise MaskFileError(f"label file {path} is missing")
-    try:
-        img = nib.load(path)
-        data = np.asanyarray(img.dataobj)
-    except Exception as exc:  # nibabel raises many types for damaged files
-        raise MaskFileError(f"{path} is not a readable NIfTI file ({type(exc).__name__}: "
-                            f"{exc}); it is damaged or truncated.") from exc
-    if data.ndim != 3:
-        raise MaskFileError(f"{path} has {data.ndim} dimensions; a label volume has 3")
-    if data.dtype.kind not in "iub":
-        if not np.all(np.isfinite(data)) or np.any(data != np.round(data)):
-            raise MaskFileError(f"{path} holds non-integer values; it is not a label map")
-    if data.size and (data.min() < 0 or data.max() > 255):
-        raise MaskFileError(f"{path} holds values outside 0..255; it is not a label map")
-    labels = np.ascontiguousarray(data.astype(np.uint8, copy=False).transpose(2, 1, 0))
-    affine = _LPS_TO_RAS @ img.affine @ _SWAP_IK
-    return labels, affine
+__all__ = ["dicom_seg_problem", "export_dicom_seg", "export_legacy", "export_organ_masks",
+           "import_legacy_masks", "legacy_order", "nifti_affine", "read_nifti_labels",
+           "write_nifti_labels", "write_nifti_stream"]
 
 
 def export_organ_masks(folder, labels: np.ndarray, study: Study) -> dict[str, Path]:
@@ -118,7 +38,7 @@ def export_organ_masks(folder, labels: np.ndarray, study: Study) -> dict[str, Pa
     -------
     dict organ name -> path. Both files are written even when an organ is empty.
     """
-    labels = _check_labels(labels, study)
+    labels = check_labels(labels, study)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     out = {}
@@ -136,6 +56,16 @@ def legacy_order(study: Study) -> np.ndarray:
 
     ``i`` is the 0-based rank by ascending InstanceNumber (ties and the order of
     equal numbers by volume order); volume order when any InstanceNumber is missing.
+
+    Examples
+    --------
+    Instance numbers 30, 10, 20 on volume slices 0, 1, 2: ``0.p`` is slice 1.
+
+    >>> from radipop_widgets.study import SliceSource
+    >>> study = Study(hu=np.zeros((3, 2, 2), np.int16), spacing=(1, 1, 1), affine=np.eye(4),
+    ...               sources=[SliceSource(instance_number=n) for n in (30, 10, 20)])
+    >>> legacy_order(study)
+    array([1, 2, 0])
     """
     numbers = [s.instance_number for s in study.sources]
     if len(numbers) != study.n_slices or any(n is None for n in numbers):
@@ -169,7 +99,7 @@ def export_legacy(folder, labels: np.ndarray, study: Study) -> list[Path]:
     Values as in ``labels``: 1 liver, 2 spleen, 3.. other (the original tool showed
     values above 2 as unlabelled candidates).
     """
-    labels = _check_labels(labels, study)
+    labels = check_labels(labels, study)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -187,8 +117,6 @@ def _latin1_encode(text, encoding="utf-8", errors="strict"):
 
 @functools.cache
 def _allowed_pickle_globals() -> dict:
-    from numpy._core import multiarray, numeric
-
     allowed = {("_codecs", "encode"): _latin1_encode}
     for package in ("numpy.core", "numpy._core"):
         allowed[(f"{package}.multiarray", "_reconstruct")] = multiarray._reconstruct
@@ -303,11 +231,13 @@ def import_legacy_masks(folder, study: Study, *, keep_other: bool = False) -> np
 _UID_FIELDS = ("SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID", "FrameOfReferenceUID")
 
 
-def _segment_description(number: int, label: int):
-    import highdicom as hd
-    from pydicom.sr.codedict import codes
+# highdicom and pydicom's code dictionary are imported where a SEG is written: together
+# they take ~0.27 s to import (python -X importtime), on top of the ~1.1 s of everything
+# else rw.Session imports, and only the DICOM SEG export needs them.
 
-    from . import __version__
+def _segment_description(number: int, label: int):
+    import highdicom as hd  # lazy: see above
+    from pydicom.sr.codedict import codes  # lazy: see above
 
     kind = {LIVER: codes.SCT.Liver, SPLEEN: codes.SCT.Spleen}.get(label, codes.SCT.Organ)
     return hd.seg.SegmentDescription(
@@ -328,9 +258,6 @@ _TYPE2_STUDY_ATTRIBUTES = ("PatientName", "PatientID", "PatientBirthDate", "Pati
 
 
 def _read_sources(study: Study):
-    import pydicom
-    from pydicom.uid import CTImageStorage
-
     paths = [s.path for s in study.sources]
     if len(paths) != study.n_slices or any(p is None for p in paths) or any(
             str(p).endswith((".nii", ".nii.gz")) for p in paths):
@@ -367,8 +294,6 @@ def _read_sources(study: Study):
 
 def _fill_missing_uids(datasets, generate: bool) -> list[str]:
     """Give datasets deterministic UIDs where they are empty; return what was filled."""
-    from pydicom.uid import generate_uid
-
     empty = sorted({f for ds in datasets for f in _UID_FIELDS if not ds.get(f, "")})
     if not empty:
         return []
@@ -435,12 +360,9 @@ def export_dicom_seg(path, labels: np.ndarray, study: Study, *,
     SessionError
         NIfTI study, source files missing or changed, empty UIDs, nothing labelled.
     """
-    import highdicom as hd
-    from pydicom.uid import generate_uid
+    import highdicom as hd  # lazy: see _segment_description
 
-    from . import __version__
-
-    labels = _check_labels(labels, study)
+    labels = check_labels(labels, study)
     present = [int(v) for v in np.flatnonzero(np.bincount(labels.ravel(), minlength=256)) if v]
     if not present:
         raise SessionError("Nothing is labelled; a DICOM SEG needs at least one organ.")

@@ -49,6 +49,15 @@ def volumes_ml(labels: np.ndarray, spacing) -> dict[str, float]:
     ----------
     labels : ndarray of uint8 (slices, rows, columns)
     spacing : (slice, row, column) mm
+
+    Examples
+    --------
+    Eight liver voxels of 2 x 5 x 5 mm (50 mm^3 each) and no spleen:
+
+    >>> labels = np.zeros((2, 4, 4), np.uint8)
+    >>> labels[:, :2, :2] = 1
+    >>> volumes_ml(labels, (2.0, 5.0, 5.0))
+    {'liver': 0.4, 'spleen': 0.0}
     """
     labels = _check(labels, spacing)
     voxel_ml = float(np.prod(spacing)) / 1000.0
@@ -71,6 +80,17 @@ def organ_measurements(labels: np.ndarray, hu: np.ndarray | None, spacing) -> di
         ``label`` (int), ``voxels``, ``volume_ml``, ``slices`` (first, last slice index),
         ``mean_hu`` and ``sd_hu`` (population SD; None without ``hu``), and ``area_mm2``:
         list of (slice index, area in mm^2) for every slice holding the organ.
+
+    Examples
+    --------
+    >>> labels = np.zeros((3, 4, 4), np.uint8)
+    >>> labels[1:, :2, :2] = 2
+    >>> hu = np.where(labels == 2, 110, -50).astype(np.int16)
+    >>> spleen = organ_measurements(labels, hu, (2.0, 0.5, 0.5))["spleen"]
+    >>> spleen["voxels"], spleen["slices"], spleen["mean_hu"], spleen["sd_hu"]
+    (8, (1, 2), 110.0, 0.0)
+    >>> spleen["area_mm2"]
+    [(1, 1.0), (2, 1.0)]
     """
     labels = _check(labels, spacing)
     if hu is not None and np.shape(hu) != labels.shape:

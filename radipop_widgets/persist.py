@@ -1,15 +1,15 @@
-"""Session folders on disk: atomic writes, save / load, where sessions live.
+"""Session folders on disk: save / load, where sessions live.
 
 A session folder holds two files:
 
 - ``labels.nii.gz``: the label volume (0 none, 1 liver, 2 spleen, 3.. other) as
-  NIfTI with the study's geometry (:func:`radipop_widgets.export.write_nifti_stream`);
+  NIfTI with the study's geometry (:func:`radipop_widgets.labelmap.write_nifti_stream`);
 - ``session.json``: the Session's state (per-slice thresholds, ...), the series,
   study and frame-of-reference UIDs, shape, spacing, affine, software version
   and save time. No patient metadata.
 
 Every file is written to a temporary file in the same folder, fsynced and then
-renamed over the old one (``os.replace`` is atomic), so a crash during a save
+renamed over the old one (:mod:`radipop_widgets.atomic`), so a crash during a save
 leaves either the previous file or the new one, never a broken one. Both
 temporary files are complete before the first rename, so the window in which
 the two files can come from different saves is two renames wide.
@@ -22,12 +22,14 @@ import datetime as _dt
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from ._version import __version__
+from .atomic import atomic_writer
 from .errors import MaskFileError, PathNotAllowedError, SessionError
+from .labelmap import read_nifti_labels, write_nifti_stream
 from .study import Study
 
 LABELS_FILE = "labels.nii.gz"
@@ -39,61 +41,6 @@ AUTOSAVE_DIR = "autosave"
 _AFFINE_TOLERANCE_MM = 0.01
 
 
-@contextlib.contextmanager
-def atomic_writer(path):
-    """Open a temporary file next to ``path``; on success fsync it and rename it to ``path``.
-
-    On any exception the temporary file is removed and ``path`` is untouched.
-
-    Yields
-    ------
-    file object opened for binary writing.
-    """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), _file_mode(path))  # mkstemp makes 0600; open() would not
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _file_mode(path: Path) -> int:
-    """Permissions for ``path``: those of the file it replaces, else 0666 minus the umask."""
-    with contextlib.suppress(OSError):
-        return path.stat().st_mode & 0o7777
-    try:
-        with open("/proc/self/status", encoding="ascii") as f:
-            umask = next(int(line.split()[1], 8) for line in f if line.startswith("Umask:"))
-    except (OSError, StopIteration, ValueError):
-        umask = 0o022
-    return 0o666 & ~umask
-
-
-def atomic_write_bytes(path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (temporary file in the same folder, fsync, rename)."""
-    with atomic_writer(path) as f:
-        f.write(data)
-    return Path(path)
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make a rename in ``folder`` durable (no-op where directories cannot be opened)."""
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 def resolve_inside(root, path) -> Path:
     """Resolve ``path`` (relative paths are taken relative to ``root``) and check it lies in ``root``.
 
@@ -103,6 +50,21 @@ def resolve_inside(root, path) -> Path:
     ------
     PathNotAllowedError
         If the resolved path is outside ``root``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> root = Path(tmp.name).resolve()
+    >>> resolve_inside(root, "exports/a/../liver.nii.gz") == root / "exports" / "liver.nii.gz"
+    True
+    >>> resolve_inside(root, "../elsewhere")
+    Traceback (most recent call last):
+    radipop_widgets.errors.PathNotAllowedError: ../elsewhere lies outside the allowed folder ...
+    >>> resolve_inside(root, "/etc/passwd")
+    Traceback (most recent call last):
+    radipop_widgets.errors.PathNotAllowedError: /etc/passwd lies outside the allowed folder ...
+    >>> tmp.cleanup()
     """
     root = Path(root).expanduser().resolve()
     resolved = (root / Path(path).expanduser()).resolve()
@@ -126,6 +88,18 @@ def study_key(study: Study) -> str:
     ``uid-<SeriesInstanceUID>`` when the series has a UID; otherwise ``hash-<16 hex>``
     from the source file names, instance numbers, the geometry (shape, affine) and a
     sparse sample of the pixels (so two anonymous series with the same geometry differ).
+
+    Examples
+    --------
+    >>> hu = np.zeros((2, 3, 4), np.int16)
+    >>> study_key(Study(hu=hu, spacing=(1, 1, 1), affine=np.eye(4), series_uid="1.2.840.9"))
+    'uid-1.2.840.9'
+    >>> anonymous = Study(hu=hu, spacing=(1, 1, 1), affine=np.eye(4))
+    >>> key = study_key(anonymous)
+    >>> key.startswith("hash-"), len(key), key == study_key(anonymous)
+    (True, 21, True)
+    >>> str(default_session_dir(anonymous, "/data/sessions")) == f"/data/sessions/{key}"
+    True
     """
     uid = study.series_uid or ""
     if uid and all(c.isdigit() or c == "." for c in uid):
@@ -211,9 +185,6 @@ def save_session(folder, labels: np.ndarray, state: dict, study: Study) -> Path:
     -------
     Path of the session folder.
     """
-    from . import __version__
-    from .export import write_nifti_stream  # export imports this module for atomic writes
-
     folder = default_session_dir(study) if folder is None else Path(folder)
     _check_not_in_source(folder, study)
     if tuple(labels.shape) != tuple(study.shape):
@@ -312,8 +283,6 @@ def load_session(folder, study: Study | None = None) -> tuple[np.ndarray, dict]:
     MaskFileError
         labels.nii.gz missing, unreadable, or not matching session.json.
     """
-    from .export import read_nifti_labels
-
     info = read_session_info(folder)
     if study is not None:
         _check_same_series(info, study, folder)

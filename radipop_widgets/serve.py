@@ -16,13 +16,25 @@ import os
 import sys
 from pathlib import Path
 
+from traitlets.config import Config
+
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "radipop.ipynb"
+
+
+# Voilà (jupyter_server, tornado, nbconvert) takes ~2.3 s to import, so it is imported
+# only where the server is patched or started: importing this module (the tests, pytest's
+# doctest collection, ``--help``) stays instant.
+
+def _websocket_handler():
+    """Voilà's kernel websocket handler module."""
+    from voila.tornado import kernel_websocket_handler  # lazy: see above
+
+    return kernel_websocket_handler
 
 
 def guarded_read_header(ws_msg: bytes):
     """Voilà's v1 header reader, refusing offset tables larger than the frame."""
-    from voila.tornado import kernel_websocket_handler as handler
-
+    handler = _websocket_handler()
     offset_count = int.from_bytes(ws_msg[:8], "little")
     if offset_count < 3 or 8 * (offset_count + 1) > len(ws_msg):
         return None
@@ -31,15 +43,20 @@ def guarded_read_header(ws_msg: bytes):
 
 def install_websocket_guard() -> None:
     """Replace Voilà's header reader by :func:`guarded_read_header` (idempotent)."""
-    from voila.tornado import kernel_websocket_handler as handler
-
+    handler = _websocket_handler()
     if not hasattr(handler, "_unguarded_read_header"):
         handler._unguarded_read_header = handler.read_header_from_binary_message
         handler.read_header_from_binary_message = guarded_read_header
 
 
 def voila_arguments(port: int, token: str | None, notebook: Path = NOTEBOOK) -> list[str]:
-    """Command-line options of a Voilà server bound to 127.0.0.1."""
+    """Command-line options of a Voilà server bound to 127.0.0.1.
+
+    Examples
+    --------
+    >>> voila_arguments(8866, None, Path("radipop.ipynb"))[:4]
+    ['radipop.ipynb', '--no-browser', '--port=8866', '--Voila.ip=127.0.0.1']
+    """
     return [
         str(notebook),
         "--no-browser",
@@ -52,8 +69,6 @@ def voila_arguments(port: int, token: str | None, notebook: Path = NOTEBOOK) -> 
 
 def voila_config():
     """Safe settings that the command line cannot express cleanly."""
-    from traitlets.config import Config
-
     config = Config()
     # Serve no static files from the working directory: images of patients may be there.
     config.VoilaConfiguration.file_allowlist = []
@@ -78,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
             parser.error(f"--data {data} is not a folder: give the folder that holds the studies")
         os.environ["RADIPOP_DATA"] = str(data)
     install_websocket_guard()
-    from voila.app import Voila
+    from voila.app import Voila  # lazy: see _websocket_handler
 
     query = f"?token={args.token}" if args.token else ""
     print(f"radipop-widgets dashboard: http://127.0.0.1:{args.port}/{query}", flush=True)

@@ -91,6 +91,17 @@ def affine_from_geometry(origin, row_direction, column_direction, slice_directio
     ``row_direction`` is the unit vector along which the column index grows
     (DICOM ImageOrientationPatient[0:3]); ``column_direction`` the one along
     which the row index grows (ImageOrientationPatient[3:6]).
+
+    Examples
+    --------
+    An axial slice 2.5 mm apart, pixels of 0.8 (rows) x 0.7 (columns) mm: voxel
+    (slice 2, row 10, column 20) lies 14 mm right-to-left, 8 mm anterior-to-posterior
+    and 5 mm up from the origin.
+
+    >>> affine = affine_from_geometry((-100, -120, -50), (1, 0, 0), (0, 1, 0), (0, 0, 1),
+    ...                               (2.5, 0.8, 0.7))
+    >>> (affine @ [2, 10, 20, 1])[:3]
+    array([ -86., -112.,  -45.])
     """
     affine = np.eye(4)
     affine[:3, 0] = np.asarray(slice_direction, float) * spacing[0]

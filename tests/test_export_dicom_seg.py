@@ -8,8 +8,8 @@ import highdicom as hd
 import numpy as np
 import pydicom
 import pytest
-from _export_helpers import blob_labels, study_from_files, synthetic_study, write_ct_series
 from realdata import shared_case
+from synthetic import blob_labels, dicom_study, study_from_files, synthetic_study
 
 from radipop_widgets.errors import SessionError
 from radipop_widgets.export import dicom_seg_problem, export_dicom_seg
@@ -21,7 +21,7 @@ LIVER_SCT, SPLEEN_SCT = "10200004", "78961009"
 
 @pytest.fixture
 def series(tmp_path):
-    return study_from_files(write_ct_series(tmp_path / "dicom", shape=SHAPE))
+    return dicom_study(tmp_path / "dicom", shape=SHAPE)
 
 
 def _labels():
@@ -119,7 +119,7 @@ def test_multiframe_source_is_refused_clearly(tmp_path, series):
 
 
 def test_missing_or_replaced_source_files(tmp_path, series):
-    other = study_from_files(write_ct_series(tmp_path / "other", shape=SHAPE, seed=1))
+    other = dicom_study(tmp_path / "other", shape=SHAPE, seed=1)
     series.sources[1] = SliceSource(other.sources[1].path, series.sources[1].sop_instance_uid,
                                     series.sources[1].instance_number)
     with pytest.raises(SessionError, match="no longer the file"):
@@ -130,7 +130,7 @@ def test_missing_or_replaced_source_files(tmp_path, series):
 
 
 def test_empty_uids_raise_by_default_and_are_generated_on_request(tmp_path):
-    study = study_from_files(write_ct_series(tmp_path / "dicom", shape=SHAPE, empty_uids=True))
+    study = dicom_study(tmp_path / "dicom", shape=SHAPE, empty_uids=True)
     assert study.series_uid is None
     with pytest.raises(SessionError, match="empty SOPInstanceUID, SeriesInstanceUID, "
                                            "StudyInstanceUID"):

@@ -9,7 +9,7 @@ import warnings
 
 import numpy as np
 import pytest
-from _export_helpers import blob_labels, synthetic_study
+from synthetic import blob_labels, synthetic_study
 
 from radipop_widgets.errors import MaskFileError
 from radipop_widgets.export import export_legacy, import_legacy_masks, legacy_order

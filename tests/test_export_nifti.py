@@ -7,17 +7,14 @@ import gzip
 import nibabel as nib
 import numpy as np
 import pytest
-from _export_helpers import blob_labels, oblique_affine, synthetic_study
 from realdata import shared_case
+from synthetic import (blob_labels, oblique_affine, study_like_nifti_loader, synthetic_study,
+                       write_nifti)
 
+from radipop_widgets import export, labelmap
 from radipop_widgets.errors import MaskFileError, SessionError
-from radipop_widgets.export import (
-    export_organ_masks,
-    nifti_affine,
-    read_nifti_labels,
-    write_nifti_labels,
-)
-from radipop_widgets.study import Study
+from radipop_widgets.export import export_organ_masks
+from radipop_widgets.labelmap import nifti_affine, read_nifti_labels, write_nifti_labels
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0])
 
@@ -75,21 +72,6 @@ def test_round_trip_oblique_geometry(tmp_path):
     np.testing.assert_allclose(affine, study.affine, atol=1e-4)
 
 
-def _study_as_nifti_loader_would(data_ijk, nifti_ras_affine):
-    """Reorient a NIfTI array to (slice, row, col) = (S, P, L)-ascending like an axial DICOM
-    stack (what radipop_widgets.io.nifti does) and compute the matching Study.affine."""
-    transform = nib.orientations.ornt_transform(
-        nib.orientations.io_orientation(nifti_ras_affine), nib.orientations.axcodes2ornt("LPS"))
-    lps_data = nib.orientations.apply_orientation(data_ijk, transform)
-    ras = nifti_ras_affine @ nib.orientations.inv_ornt_aff(transform, data_ijk.shape)
-    swap = np.array([[0, 0, 1, 0], [0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 0, 1]], float)
-    affine = np.diag([-1.0, -1.0, 1.0, 1.0]) @ ras @ swap
-    zooms = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
-    labels = np.ascontiguousarray(lps_data.transpose(2, 1, 0)).astype(np.uint8)
-    study = Study(hu=np.zeros(labels.shape, np.int16), spacing=tuple(zooms), affine=affine)
-    return study, labels
-
-
 def _assert_same_image_up_to_axis_order(path, original_data, original_affine):
     written = nib.as_closest_canonical(nib.load(path))
     source = nib.as_closest_canonical(nib.Nifti1Image(original_data, original_affine))
@@ -102,7 +84,7 @@ def test_nifti_derived_study_reproduces_the_source_affine_synthetic(tmp_path):
     source_affine = np.array([[3.0, 0, 0, -180], [0, 3.0, 0, -150], [0, 0, 3.0, -400],
                               [0, 0, 0, 1]])
     data = blob_labels((9, 8, 10)).transpose(2, 1, 0)  # (i, j, k) = (10, 8, 9)
-    study, labels = _study_as_nifti_loader_would(data, source_affine)
+    study, labels = study_like_nifti_loader(data, source_affine)
     path = write_nifti_labels(tmp_path / "m.nii.gz", labels, study)
     _assert_same_image_up_to_axis_order(path, data, source_affine)
     # Exactly: the loader reversed i and j (R -> L, A -> P); the export keeps that order.
@@ -117,7 +99,7 @@ def test_nifti_derived_study_reproduces_shared_abdomen_geometry(tmp_path):
     case = shared_case("ct-abdomen-3mm")
     ref = nib.load(case / "reference_labels.nii.gz")
     data = np.asanyarray(ref.dataobj).astype(np.uint8)
-    study, labels = _study_as_nifti_loader_would(data, ref.affine)
+    study, labels = study_like_nifti_loader(data, ref.affine)
     path = write_nifti_labels(tmp_path / "mask_liver_and_spleen.nii.gz", labels, study)
     _assert_same_image_up_to_axis_order(path, data, ref.affine)
     assert int((np.asanyarray(nib.load(path).dataobj) == 1).sum()) == 41692
@@ -154,11 +136,11 @@ def test_read_rejects_malformed_label_files(tmp_path, damage):
     elif damage == "not_nifti":
         path.write_bytes(b"this is not a NIfTI file")
     elif damage == "four_d":
-        nib.save(nib.Nifti1Image(np.zeros((2, 2, 2, 2), np.uint8), np.eye(4)), path)
+        write_nifti(path, np.zeros((2, 2, 2, 2), np.uint8), np.eye(4))
     elif damage == "fractional":
-        nib.save(nib.Nifti1Image(np.full((2, 2, 2), 0.5, np.float32), np.eye(4)), path)
+        write_nifti(path, np.full((2, 2, 2), 0.5, np.float32), np.eye(4))
     else:
-        nib.save(nib.Nifti1Image(np.full((2, 2, 2), -1, np.int16), np.eye(4)), path)
+        write_nifti(path, np.full((2, 2, 2), -1, np.int16), np.eye(4))
     with pytest.raises(MaskFileError):
         read_nifti_labels(path)
 
@@ -174,8 +156,14 @@ def test_with_the_nifti_loader_the_export_matches_the_reference_grid(tmp_path, a
     study = load_study(abdomen_nifti)
     ref = nib.load(abdomen_nifti.parent / "reference_labels.nii.gz")
     data = np.asanyarray(ref.dataobj).astype(np.uint8)
-    simulated, labels = _study_as_nifti_loader_would(data, ref.affine)
+    simulated, labels = study_like_nifti_loader(data, ref.affine)
     assert study.shape == simulated.shape
     np.testing.assert_allclose(study.affine, simulated.affine, atol=1e-4)
     path = write_nifti_labels(tmp_path / "mask_liver_and_spleen.nii.gz", labels, study)
     _assert_same_image_up_to_axis_order(path, data, ref.affine)
+
+
+def test_export_still_offers_the_codec():
+    """The README, the Session and the benchmarks use the codec through ``export``."""
+    for name in ("nifti_affine", "write_nifti_labels", "write_nifti_stream", "read_nifti_labels"):
+        assert getattr(export, name) is getattr(labelmap, name)

@@ -26,7 +26,7 @@ from radipop_widgets.io.phantom import phantom_study, write_phantom_series
 from radipop_widgets.study import METADATA_KEYS
 
 from realdata import shared_case
-from dicom_factory import PATIENT, ct_slice, save, stored_values, write_ct_series
+from synthetic import PATIENT, ct_slice, save, stored_values, write_ct_series, write_nifti
 
 LPS_FROM_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
@@ -220,8 +220,8 @@ def test_scan_studies_lists_series_and_nifti(tmp_path):
     write_ct_series(tmp_path / "p2" / "ct", n=4, series_uid="", series_number="")
     write_ct_series(tmp_path / "p3", n=2, series_uid="1.2.3.5", modality="MR")
     affine = np.diag([1.0, 1.0, 2.0, 1.0])
-    nib.save(nib.Nifti1Image(np.full((4, 5, 6), -1000, np.int16), affine), tmp_path / "v.nii.gz")
-    nib.save(nib.Nifti1Image(np.zeros((4, 5, 6), np.uint8), affine), tmp_path / "labels.nii")
+    write_nifti(tmp_path / "v.nii.gz", np.full((4, 5, 6), -1000, np.int16), affine)
+    write_nifti(tmp_path / "labels.nii", np.zeros((4, 5, 6), np.uint8), affine)
     (tmp_path / ".hidden").mkdir()
     write_ct_series(tmp_path / ".hidden", n=2, series_uid="1.2.3.7")
     entries = sorted(scan_studies(tmp_path), key=lambda e: (e.path, e.n_slices))

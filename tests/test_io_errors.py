@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
@@ -28,7 +27,7 @@ from radipop_widgets.errors import (
 )
 from radipop_widgets.io import MEMORY_LIMIT_ENV, load_study
 
-from dicom_factory import ct_slice, save, stored_values, write_ct_series
+from synthetic import ct_slice, save, stored_values, write_ct_series, write_nifti
 
 
 def test_all_io_errors_are_study_errors():
@@ -217,13 +216,13 @@ def test_hu_outside_int16(tmp_path):
 # --- NIfTI -----------------------------------------------------------------------------------
 
 def test_nifti_4d(tmp_path):
-    nib.save(nib.Nifti1Image(np.zeros((4, 4, 3, 2), np.int16), np.eye(4)), tmp_path / "t.nii")
+    write_nifti(tmp_path / "t.nii", np.zeros((4, 4, 3, 2), np.int16), np.eye(4))
     with pytest.raises(NotCTError, match=r"4-D image of shape \(4, 4, 3, 2\); a CT study is one"):
         load_study(tmp_path / "t.nii")
 
 
 def test_nifti_damaged(tmp_path):
-    nib.save(nib.Nifti1Image(np.zeros((40, 40, 30), np.int16), np.eye(4)), tmp_path / "c.nii.gz")
+    write_nifti(tmp_path / "c.nii.gz", np.zeros((40, 40, 30), np.int16), np.eye(4))
     data = (tmp_path / "c.nii.gz").read_bytes()
     (tmp_path / "c.nii.gz").write_bytes(data[: len(data) // 2])
     with pytest.raises(UnreadableFileError, match=r"probably truncated|not a readable NIfTI"):
@@ -236,17 +235,17 @@ def test_nifti_damaged(tmp_path):
 def test_nifti_non_finite_and_out_of_range(tmp_path):
     values = np.zeros((4, 4, 3), np.float32)
     values[1, 1, 1] = np.nan
-    nib.save(nib.Nifti1Image(values, np.eye(4)), tmp_path / "nan.nii")
+    write_nifti(tmp_path / "nan.nii", values, np.eye(4))
     with pytest.raises(HURangeError, match="NaN or infinite"):
         load_study(tmp_path / "nan.nii")
     values[1, 1, 1] = 1e6
-    nib.save(nib.Nifti1Image(values, np.eye(4)), tmp_path / "big.nii")
+    write_nifti(tmp_path / "big.nii", values, np.eye(4))
     with pytest.raises(HURangeError, match="do not fit in int16"):
         load_study(tmp_path / "big.nii")
 
 
 def test_nifti_too_large(tmp_path, monkeypatch):
-    nib.save(nib.Nifti1Image(np.zeros((4, 5, 6), np.int16), np.eye(4)), tmp_path / "v.nii")
+    write_nifti(tmp_path / "v.nii", np.zeros((4, 5, 6), np.int16), np.eye(4))
     monkeypatch.setenv(MEMORY_LIMIT_ENV, "100")
     with pytest.raises(StudyTooLargeError, match=r"volume \(6, 5, 4\) needs"):
         load_study(tmp_path / "v.nii")

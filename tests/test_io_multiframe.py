@@ -10,18 +10,7 @@ from pydicom.uid import JPEG2000Lossless, RLELossless
 from radipop_widgets.errors import DuplicateSliceError
 from radipop_widgets.io import load_study, scan_studies
 
-from dicom_factory import enhanced_ct, save, stored_values, write_ct_series
-
-ORIGIN = np.array([-100.0, -120.0, -50.0])
-
-
-def shuffled_frames(n=6, rows=8, cols=10, step=2.5, seed=0, dtype=np.uint16, low=0, high=2000):
-    """Stored values in ascending position, and a frame order that is not ascending."""
-    stored = stored_values(n, rows, cols, seed=seed, low=low, high=high, dtype=dtype)
-    order = np.random.default_rng(seed).permutation(n)
-    positions = [ORIGIN + (0, 0, step * z) for z in order]
-    return stored, order, positions
-
+from synthetic import ORIGIN, enhanced_ct, save, shuffled_frames, stored_values, write_ct_series
 
 @pytest.mark.parametrize("per_frame", [(), ("orientation", "measures", "rescale")],
                          ids=["shared-groups", "per-frame-groups"])

@@ -9,28 +9,14 @@ import pytest
 from radipop_widgets.errors import NotCTError, NotHUError
 from radipop_widgets.io import load_study, nifti, scan_studies
 
+from synthetic import ras_volume, write_nifti
+
 LPS_FROM_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
-
-
-def write(path, data, affine, slope=None, inter=None):
-    img = nib.Nifti1Image(data, affine)
-    if slope is not None:
-        img.header.set_slope_inter(slope, inter)
-    nib.save(img, path)
-    return path
-
-
-def ras_volume(shape=(6, 5, 4), seed=0):
-    """Random int16 HU on a RAS grid: i -> right, j -> anterior, k -> superior."""
-    data = np.random.default_rng(seed).integers(-1000, 2000, shape).astype(np.int16)
-    affine = np.diag([0.8, 0.9, 2.5, 1.0])
-    affine[:3, 3] = (-20.0, 15.0, 100.0)
-    return data, affine
 
 
 def test_ras_volume_is_shown_like_an_axial_dicom_slice(tmp_path):
     data, affine = ras_volume()
-    study = load_study(write(tmp_path / "ct.nii.gz", data, affine))
+    study = load_study(write_nifti(tmp_path / "ct.nii.gz", data, affine))
     assert study.hu.dtype == np.int16 and study.shape == (4, 5, 6)
     for k in range(4):  # row 0 anterior, column 0 patient right
         np.testing.assert_array_equal(study.hu[k], data[::-1, ::-1, k].T)
@@ -53,8 +39,8 @@ def test_any_storage_orientation_gives_the_same_study(tmp_path):
     d2 = data.transpose(2, 0, 1)[::-1, ::-1, :]
     to_original = np.array([[0, -1, 0, ni - 1], [0, 0, 1, 0], [-1, 0, 0, nk - 1], [0, 0, 0, 1]],
                            float)
-    reference = load_study(write(tmp_path / "ras.nii", data, affine))
-    other = load_study(write(tmp_path / "other.nii", np.ascontiguousarray(d2),
+    reference = load_study(write_nifti(tmp_path / "ras.nii", data, affine))
+    other = load_study(write_nifti(tmp_path / "other.nii", np.ascontiguousarray(d2),
                              affine @ to_original))
     np.testing.assert_array_equal(other.hu, reference.hu)
     np.testing.assert_allclose(other.affine, reference.affine, atol=1e-9)
@@ -75,24 +61,24 @@ def axial(data):
 @pytest.mark.parametrize("name", ["s.nii", "s.nii.gz"])
 def test_scaled_data_gives_hu(tmp_path, one_plane_slabs, name):
     raw = np.arange(60, dtype=np.int16).reshape(3, 4, 5) * 37 - 1000
-    study = load_study(write(tmp_path / name, raw, np.eye(4), slope=0.5, inter=-10.25))
+    study = load_study(write_nifti(tmp_path / name, raw, np.eye(4), slope=0.5, inter=-10.25))
     np.testing.assert_array_equal(study.hu, axial(np.rint(raw * 0.5 - 10.25)))
     unsigned = np.arange(60, dtype=np.uint16).reshape(3, 4, 5) * 50  # dcm2niix style
-    study = load_study(write(tmp_path / ("u" + name), unsigned, np.eye(4), slope=1, inter=-1024))
+    study = load_study(write_nifti(tmp_path / ("u" + name), unsigned, np.eye(4), slope=1, inter=-1024))
     np.testing.assert_array_equal(study.hu, axial(unsigned.astype(np.int32) - 1024))
 
 
 def test_float_data_with_fractions_is_rounded(tmp_path, one_plane_slabs):
     floats = np.random.default_rng(1).uniform(-1024, 2000, (3, 4, 5)).astype(np.float32)
     floats[0, 0, 0], floats[1, 1, 1] = -999.6, 40.5
-    study = load_study(write(tmp_path / "f.nii.gz", floats, np.eye(4)))
+    study = load_study(write_nifti(tmp_path / "f.nii.gz", floats, np.eye(4)))
     np.testing.assert_array_equal(study.hu, axial(np.rint(floats)))
     assert study.hu[0, 3, 2] == -1000 and study.hu[1, 2, 1] == 40  # half to even
 
 
 def test_4d_with_a_single_volume_is_accepted(tmp_path):
     data, affine = ras_volume()
-    study = load_study(write(tmp_path / "ct4.nii.gz", data[..., None], affine))
+    study = load_study(write_nifti(tmp_path / "ct4.nii.gz", data[..., None], affine))
     np.testing.assert_array_equal(study.hu, axial(data))
     assert study.spacing == pytest.approx((2.5, 0.9, 0.8))
 
@@ -111,7 +97,7 @@ def test_non_axial_storage_is_reoriented_with_a_correct_affine(tmp_path, one_pla
         affine[:3, axis] = np.array(directions[code]) * mm
     affine[:3, 3] = (10.0, -20.0, 30.0)
     assert "".join(nib.aff2axcodes(affine)) == codes
-    study = load_study(write(tmp_path / "v.nii.gz", data, affine))
+    study = load_study(write_nifti(tmp_path / "v.nii.gz", data, affine))
     assert study.hu.size == data.size
     # the axial convention: column towards patient left, row posterior, slice superior
     used = np.array([[0, 0, 1], [0, 1, 0], [1, 0, 0]], bool)  # x <- col, y <- row, z <- slice
@@ -128,12 +114,12 @@ def test_label_maps_and_non_hu_volumes_are_refused(tmp_path):
     labels = (data > 500).astype(np.uint8)
     with pytest.raises(NotHUError, match=r"8-bit values \(uint8\) without scaling, which "
                                          r"cannot be Hounsfield units: it looks like a label map"):
-        load_study(write(tmp_path / "labels.nii.gz", labels, affine))
+        load_study(write_nifti(tmp_path / "labels.nii.gz", labels, affine))
     with pytest.raises(NotHUError, match=r"is a NIfTI volume of int16, and its values \(lowest "
                                          r"0\) do not look like Hounsfield units.*label map"):
-        load_study(write(tmp_path / "labels16.nii.gz", labels.astype(np.int16), affine))
+        load_study(write_nifti(tmp_path / "labels16.nii.gz", labels.astype(np.int16), affine))
     with pytest.raises(NotCTError, match=r"scl_slope / scl_inter"):  # CT without intercept
-        load_study(write(tmp_path / "raw.nii", (data + 1024).astype(np.uint16), affine))
+        load_study(write_nifti(tmp_path / "raw.nii", (data + 1024).astype(np.uint16), affine))
     assert [e.path for e in scan_studies(tmp_path)] == [str(tmp_path / "labels16.nii.gz"),
                                                         str(tmp_path / "raw.nii")]
 
@@ -141,7 +127,7 @@ def test_label_maps_and_non_hu_volumes_are_refused(tmp_path):
 def test_progress(tmp_path, one_plane_slabs):
     data, affine = ras_volume()
     calls = []
-    load_study(write(tmp_path / "ct.nii", data, affine), progress=lambda d, t: calls.append((d, t)))
+    load_study(write_nifti(tmp_path / "ct.nii", data, affine), progress=lambda d, t: calls.append((d, t)))
     assert calls == [(0, 4), (1, 4), (2, 4), (3, 4), (4, 4)]
 
 

@@ -21,7 +21,7 @@ from radipop_widgets.errors import (
 )
 from radipop_widgets.io import load_study
 
-from dicom_factory import save_raw, stored_values, write_ct_series
+from synthetic import save_raw, stored_values, write_ct_series
 
 
 def hu_of(stored, intercept=-1024):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _export_helpers import blob_labels, study_from_files
 from realdata import shared_case
+from synthetic import blob_labels, study_from_files
 
 from radipop_widgets.measure import organ_measurements, volumes_ml
 

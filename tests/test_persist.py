@@ -7,15 +7,16 @@ import os
 
 import numpy as np
 import pytest
-from _export_helpers import blob_labels, study_from_files, synthetic_study, write_ct_series
+from synthetic import blob_labels, dicom_study, study_from_files, synthetic_study
 
 import radipop_widgets
-from radipop_widgets import export
+from radipop_widgets import persist
+from radipop_widgets.atomic import atomic_write_bytes
 from radipop_widgets.errors import MaskFileError, PathNotAllowedError, SessionError
+from radipop_widgets.labelmap import read_nifti_labels, write_nifti_labels
 from radipop_widgets.persist import (
     LABELS_FILE,
     STATE_FILE,
-    atomic_write_bytes,
     autosave_dir,
     default_session_dir,
     find_autosave,
@@ -31,9 +32,8 @@ STATE = {"thresholds": [[300, 180, 60]] * SHAPE[0], "cuts": 2, "note": "täst"}
 
 
 def _study(**kw):
-    study = synthetic_study(shape=SHAPE, **kw)
-    study.metadata.update(PatientName="Doe^Jane", PatientID="P-0001", PatientBirthDate="19600101")
-    return study
+    return synthetic_study(shape=SHAPE, metadata={"PatientName": "Doe^Jane", "PatientID": "P-0001",
+                                                  "PatientBirthDate": "19600101"}, **kw)
 
 
 def _listing(folder):
@@ -105,7 +105,7 @@ def test_save_and_load_round_trip(tmp_path):
         assert secret not in text
 
     # the labels file is the NIfTI export with the study's geometry
-    labels_nifti, affine = export.read_nifti_labels(folder / LABELS_FILE)
+    labels_nifti, affine = read_nifti_labels(folder / LABELS_FILE)
     np.testing.assert_array_equal(labels_nifti, labels)
     np.testing.assert_allclose(affine, study.affine, atol=1e-4)
 
@@ -134,7 +134,7 @@ def test_interrupted_save_keeps_the_previous_save(tmp_path, monkeypatch, fail_at
     before = {name: (folder / name).read_bytes() for name in _listing(folder)}
 
     if fail_at == "nifti_midway":
-        real = export.write_nifti_stream
+        real = persist.write_nifti_stream
 
         def crash_midway(f, labels, study_):
             real(f, labels, study_)
@@ -142,7 +142,7 @@ def test_interrupted_save_keeps_the_previous_save(tmp_path, monkeypatch, fail_at
             f.truncate()
             raise KeyboardInterrupt("killed while writing")
 
-        monkeypatch.setattr(export, "write_nifti_stream", crash_midway)
+        monkeypatch.setattr(persist, "write_nifti_stream", crash_midway)
         expected = KeyboardInterrupt
     elif fail_at == "first_rename":
         def failing_replace(src, dst):
@@ -261,7 +261,7 @@ def test_load_damaged_labels(tmp_path, damage, message):
         path.write_bytes(b"\x00" * 400)
     else:
         small = synthetic_study(shape=(5, 20, 24))
-        export.write_nifti_labels(path, np.zeros(small.shape, np.uint8), small)
+        write_nifti_labels(path, np.zeros(small.shape, np.uint8), small)
     with pytest.raises(MaskFileError, match=message):
         load_session(folder, study)
 
@@ -271,7 +271,7 @@ def test_labels_file_with_another_orientation_is_refused(tmp_path):
     folder = save_session(tmp_path / "s", blob_labels(SHAPE), STATE, study)
     flipped = _study()
     flipped.affine = flipped.affine @ np.diag([-1.0, 1, 1, 1])
-    export.write_nifti_labels(folder / LABELS_FILE, blob_labels(SHAPE), flipped)
+    write_nifti_labels(folder / LABELS_FILE, blob_labels(SHAPE), flipped)
     with pytest.raises(MaskFileError, match="orientation or position"):
         load_session(folder)
 
@@ -290,14 +290,13 @@ def test_default_session_dir_from_series_uid_and_workspace(tmp_path, monkeypatch
 
 
 def test_default_session_dir_without_uid_is_stable_and_distinct(tmp_path):
-    paths = write_ct_series(tmp_path / "dicom", shape=(3, 8, 8), empty_uids=True)
-    first, reloaded = study_from_files(paths), study_from_files(paths)
+    first = dicom_study(tmp_path / "dicom", shape=(3, 8, 8), empty_uids=True)
+    reloaded = study_from_files([source.path for source in first.sources])
     assert first.series_uid is None
     key = default_session_dir(first, tmp_path).name
     assert key.startswith("hash-") and len(key) == 21
     assert default_session_dir(reloaded, tmp_path).name == key
-    other = study_from_files(write_ct_series(tmp_path / "other", shape=(3, 8, 8),
-                                             empty_uids=True, seed=1))
+    other = dicom_study(tmp_path / "other", shape=(3, 8, 8), empty_uids=True, seed=1)
     assert default_session_dir(other, tmp_path).name != key
 
 
@@ -324,7 +323,7 @@ def test_autosave_lives_apart_from_the_saved_session(tmp_path):
 
 
 def test_never_writes_next_to_the_dicom_files(tmp_path):
-    study = study_from_files(write_ct_series(tmp_path / "dicom", shape=(3, 8, 8)))
+    study = dicom_study(tmp_path / "dicom", shape=(3, 8, 8))
     before = _listing(tmp_path / "dicom")
     for folder in (tmp_path / "dicom", tmp_path / "dicom" / "session"):
         with pytest.raises(SessionError, match="inside the study's folder"):

@@ -14,6 +14,8 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 from scipy import ndimage
 
 from ..labels import LIVER, SPLEEN
@@ -219,9 +221,6 @@ def write_phantom_series(folder, shape=DEFAULT_SHAPE, pixel_mm=DEFAULT_PIXEL_MM,
     Path
         ``folder``.
     """
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
-
     folder = Path(folder)
     dicom_dir = folder / "dicom"
     dicom_dir.mkdir(parents=True, exist_ok=True)

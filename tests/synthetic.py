@@ -1,10 +1,25 @@
-"""Tiny synthetic DICOM CT series for the io tests, written with pydicom."""
+"""Synthetic studies for the tests: the one place that builds them.
+
+- In memory, no files: :func:`synthetic_study`, :func:`blob_labels`,
+  :func:`oblique_affine`, :func:`study_like_nifti_loader`.
+- DICOM files (pydicom): :func:`ct_slice` and :func:`write_ct_series` (single-frame CT),
+  :func:`enhanced_ct` and :func:`shuffled_frames` (multi-frame), :func:`save`,
+  :func:`save_raw`, :func:`encode_jpeg_lossless`; :func:`dicom_study` writes a series with
+  fresh (or empty) UIDs and returns its Study, read back by :func:`study_from_files`.
+- NIfTI files (nibabel): :func:`write_nifti`, :func:`ras_volume`.
+
+Studies are built here directly, not through ``load_study``, so that the export and
+persist tests check against DICOM geometry computed independently of the loader. Where
+anatomy matters, use the package's phantom (``radipop_widgets.io.phantom``) instead.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
+import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
 from pydicom.filebase import DicomBytesIO
@@ -18,10 +33,77 @@ from pydicom.uid import (
     generate_uid,
 )
 
+from radipop_widgets.study import SliceSource, Study, affine_from_geometry
+
 AXIAL = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+ORIGIN = np.array([-100.0, -120.0, -50.0])  # LPS mm of voxel (0, 0, 0) unless told otherwise
 PATIENT = {"PatientID": "P-007", "PatientName": "Doe^Jane", "PatientBirthDate": "19700101",
            "PatientAge": "053Y", "PatientSex": "F", "StudyID": "42", "ContentDate": "20240102"}
 
+
+# ---------------------------------------------------------------- in memory
+
+def synthetic_study(shape=(6, 20, 24), spacing=(2.5, 0.8, 0.7), affine=None, series_uid="1.2.3.4",
+                    instance_numbers=None, seed=0, metadata=None) -> Study:
+    """An in-memory Study (no files) with random HU and an axial or given affine.
+
+    ``metadata`` updates the patient keys (all None by default).
+    """
+    rng = np.random.default_rng(seed)
+    hu = rng.integers(-200, 300, shape).astype(np.int16)
+    if affine is None:
+        affine = affine_from_geometry(ORIGIN, (1, 0, 0), (0, 1, 0), (0, 0, 1), spacing)
+    if instance_numbers is None:
+        instance_numbers = list(range(1, shape[0] + 1))
+    sources = [SliceSource(None, None, n) for n in instance_numbers]
+    study = Study(hu=hu, spacing=tuple(spacing), affine=np.asarray(affine, float),
+                  series_uid=series_uid, study_uid="1.2.3", frame_of_reference_uid="1.2.3.5",
+                  sources=sources)
+    study.metadata.update(metadata or {})
+    return study
+
+
+def blob_labels(shape, seed=0) -> np.ndarray:
+    """uint8 labels with a liver (1) and spleen (2) blob, a few other-organ (3) voxels."""
+    n, rows, cols = shape
+    z, y, x = np.meshgrid(np.arange(n), np.arange(rows), np.arange(cols), indexing="ij")
+    labels = np.zeros(shape, np.uint8)
+    labels[((y - rows * 0.5) / (rows * 0.3)) ** 2 + ((x - cols * 0.3) / (cols * 0.25)) ** 2
+           + ((z - n * 0.5) / (n * 0.45)) ** 2 < 1] = 1
+    labels[((y - rows * 0.5) / (rows * 0.15)) ** 2 + ((x - cols * 0.78) / (cols * 0.12)) ** 2
+           + ((z - n * 0.6) / (n * 0.3)) ** 2 < 1] = 2
+    rng = np.random.default_rng(seed)
+    labels[rng.random(shape) < 0.002] = 3
+    return labels
+
+
+def oblique_affine(spacing, seed=1) -> np.ndarray:
+    """A (slice, row, col) -> LPS affine with a random rotation (orthonormal directions)."""
+    q, _ = np.linalg.qr(np.random.default_rng(seed).normal(size=(3, 3)))
+    row_dir, col_dir = q[:, 0], q[:, 1]
+    return affine_from_geometry((12.0, -30.0, 80.0), row_dir, col_dir,
+                                np.cross(row_dir, col_dir), spacing)
+
+
+def study_like_nifti_loader(data_ijk, nifti_ras_affine):
+    """Reorient a NIfTI array to (slice, row, col) = (S, P, L)-ascending like an axial DICOM
+    stack (what radipop_widgets.io.nifti does) and compute the matching Study.affine.
+
+    Returns (study, labels): a Study of zero HU and ``data_ijk`` as uint8 labels on it.
+    """
+    transform = nib.orientations.ornt_transform(
+        nib.orientations.io_orientation(nifti_ras_affine), nib.orientations.axcodes2ornt("LPS"))
+    lps_data = nib.orientations.apply_orientation(data_ijk, transform)
+    ras = nifti_ras_affine @ nib.orientations.inv_ornt_aff(transform, data_ijk.shape)
+    swap = np.array([[0, 0, 1, 0], [0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 0, 1]], float)
+    affine = np.diag([-1.0, -1.0, 1.0, 1.0]) @ ras @ swap
+    zooms = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
+    labels = np.ascontiguousarray(lps_data.transpose(2, 1, 0)).astype(np.uint8)
+    study = Study(hu=np.zeros(labels.shape, np.int16), spacing=tuple(zooms), affine=affine)
+    return study, labels
+
+
+# ---------------------------------------------------------------- DICOM files
 
 def stored_values(n, rows, cols, seed=0, low=0, high=2000, dtype=np.uint16):
     """Random stored pixel values (n, rows, cols)."""
@@ -84,7 +166,7 @@ def save(ds, path, transfer_syntax=ExplicitVRLittleEndian) -> Path:
     return path
 
 
-def write_ct_series(folder, n=5, rows=8, cols=10, *, step=2.5, origin=(-100.0, -120.0, -50.0),
+def write_ct_series(folder, n=5, rows=8, cols=10, *, step=2.5, origin=ORIGIN,
                     iop=AXIAL, stored=None, transfer_syntax=ExplicitVRLittleEndian, seed=0,
                     names=None, **slice_kw):
     """Write a CT series into ``folder``; returns (paths, stored) in ascending position.
@@ -172,6 +254,15 @@ def enhanced_ct(stored, positions, *, iop=AXIAL, pixel_mm=(0.7, 0.8), thickness=
     return ds
 
 
+def shuffled_frames(n=6, rows=8, cols=10, step=2.5, seed=0, dtype=np.uint16, low=0, high=2000):
+    """Stored values in ascending position, and a frame order that is not ascending:
+    (stored, order, positions) with frame ``i`` = ``stored[order[i]]`` at ``positions[i]``."""
+    stored = stored_values(n, rows, cols, seed=seed, low=low, high=high, dtype=dtype)
+    order = np.random.default_rng(seed).permutation(n)
+    positions = [ORIGIN + (0, 0, step * z) for z in order]
+    return stored, order, positions
+
+
 def save_raw(ds, path, *, implicit_vr=True) -> Path:
     """Write ``ds`` without preamble, DICM prefix and file meta (a bare little-endian dataset)."""
     buffer = DicomBytesIO()
@@ -225,5 +316,63 @@ def encode_jpeg_lossless(image, precision=16) -> bytes:
             + bytes(entropy) + b"\xff\xd9")
 
 
-__all__ = ["AXIAL", "PATIENT", "ct_slice", "encode_jpeg_lossless", "enhanced_ct",
-           "save", "save_raw", "stored_values", "write_ct_series"]
+EMPTY_UIDS = {"sop_uid": "", "series_uid": "", "study_uid": ""}
+
+
+def dicom_study(folder, shape=(4, 16, 20), *, empty_uids=False, seed=0) -> Study:
+    """Write a small axial CT series into ``folder`` and return its Study (read back by
+    :func:`study_from_files`, not by the loader).
+
+    The series gets fresh series, study and frame-of-reference UIDs, or with
+    ``empty_uids`` empty SOP, series and study UIDs (as anonymised Siemens exports have).
+    """
+    n, rows, cols = shape
+    uids = dict(EMPTY_UIDS) if empty_uids else {"series_uid": generate_uid(),
+                                                "study_uid": generate_uid()}
+    paths, _ = write_ct_series(folder, n, rows, cols, seed=seed, frame_uid=generate_uid(),
+                               **uids)
+    return study_from_files(paths)
+
+
+def study_from_files(paths) -> Study:
+    """A Study from single-frame axial DICOM files, slices by ascending z (no loader)."""
+    datasets = [pydicom.dcmread(p) for p in paths]
+    order = np.argsort([float(ds.ImagePositionPatient[2]) for ds in datasets])
+    datasets = [datasets[i] for i in order]
+    paths = [paths[i] for i in order]
+    hu = np.stack([ds.pixel_array * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
+                   for ds in datasets]).astype(np.int16)
+    iop = np.asarray(datasets[0].ImageOrientationPatient, float)
+    rows_mm, cols_mm = (float(v) for v in datasets[0].PixelSpacing)
+    p0 = np.asarray(datasets[0].ImagePositionPatient, float)
+    step_vec = np.asarray(datasets[1].ImagePositionPatient, float) - p0
+    step = float(np.linalg.norm(step_vec))
+    spacing = (step, rows_mm, cols_mm)
+    affine = affine_from_geometry(p0, iop[:3], iop[3:], step_vec / step, spacing)
+    first = datasets[0]
+    return Study(
+        hu=hu, spacing=spacing, affine=affine,
+        series_uid=first.SeriesInstanceUID or None, study_uid=first.StudyInstanceUID or None,
+        frame_of_reference_uid=first.get("FrameOfReferenceUID") or None,
+        sources=[SliceSource(str(p), ds.SOPInstanceUID or None, int(ds.InstanceNumber))
+                 for p, ds in zip(paths, datasets)],
+        path=Path(paths[0]).parent)
+
+
+# ---------------------------------------------------------------- NIfTI files
+
+def write_nifti(path, data, affine, slope=None, inter=None) -> Path:
+    """Save ``data`` as NIfTI at ``path`` (``.nii`` or ``.nii.gz``), scaled when told."""
+    img = nib.Nifti1Image(data, affine)
+    if slope is not None:
+        img.header.set_slope_inter(slope, inter)
+    nib.save(img, path)
+    return Path(path)
+
+
+def ras_volume(shape=(6, 5, 4), seed=0):
+    """Random int16 HU on a RAS grid: i -> right, j -> anterior, k -> superior."""
+    data = np.random.default_rng(seed).integers(-1000, 2000, shape).astype(np.int16)
+    affine = np.diag([0.8, 0.9, 2.5, 1.0])
+    affine[:3, 3] = (-20.0, 15.0, 100.0)
+    return data, affine
