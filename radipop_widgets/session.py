@@ -22,6 +22,7 @@ from .segmentation.edit import clean_points, line_mask
 from .segmentation.grow import leftover_rim
 from .segmentation.intensity import (DEFAULT_RANGE, IntensityRange, RangeParams, band_thresholds,
                                      learn_range)
+from .segmentation.phase import Phase, estimate_phase
 from .segmentation.partition import DEFAULT_PARAMS, PartitionParams, smooth_slice
 from .segmentation.propagate import DEFAULT_EXTEND, ExtendParams, ExtendReport
 from .segmentation.rim import DEFAULT_RIM, RimParams, partial_volume_rim
@@ -96,6 +97,7 @@ class Session(OrganTools):
         self.autosave = bool(autosave)
         self.last_message = ""
         self.last_report: ExtendReport | None = None
+        self._phase: Phase | bool | None = None
 
     def _z(self, z) -> int:
         return check_slice(z, self.study.n_slices)
@@ -287,6 +289,13 @@ class Session(OrganTools):
                           for z in range(self.study.n_slices))
         self.last_message = f"{changed} pixels replaced"
         return changed
+
+    @property
+    def phase(self) -> Phase | None:
+        """The contrast phase estimated from the aorta (None without one), computed once."""
+        if self._phase is None:
+            self._phase = estimate_phase(self.study.hu, self.pixel_mm) or False
+        return self._phase or None
 
     @property
     def noise_sd(self) -> float:

@@ -175,3 +175,19 @@ def test_suggestion_does_not_depend_on_the_number_of_slices():
     from radipop_widgets.segmentation.thresholds import suggest_thresholds
     study, _ = arterial_study(n=20)
     assert suggest_thresholds(np.tile(study.hu, (15, 1, 1))) == suggest_thresholds(study.hu)
+
+
+def test_phase_is_estimated_from_the_aorta():
+    study, _ = arterial_study()
+    assert Session(study).phase.name == "arterial"
+    native = Study(hu=np.where(study.hu > 100, 45, study.hu).astype(np.int16),
+                   spacing=study.spacing, affine=study.affine)
+    assert Session(native).phase.name == "native"
+
+
+def test_suggested_organ_threshold_is_never_inside_fat():
+    from radipop_widgets.segmentation.thresholds import suggest_thresholds
+    rng = np.random.default_rng(1)
+    hu = rng.normal(-100, 8, (4, 64, 64))            # fat with a little soft tissue
+    hu[:, 20:30, 20:30] = rng.normal(60, 8, (4, 10, 10))
+    assert suggest_thresholds(hu.astype(np.int16)).organ >= -30 + 30

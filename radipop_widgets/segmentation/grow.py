@@ -19,8 +19,8 @@ def grow_from(smooth: np.ndarray, row: int, col: int, band: IntensityRange, *,
     ``reach_mm`` of the click (empty when the click itself is outside the band).
 
     >>> img = np.zeros((20, 20)); img[5:15, 5:15] = 100
-    >>> grow_from(img, 10, 10, IntensityRange(50, 150), allowed=np.ones((20, 20), bool),
-    ...           pixel_mm=1.0).sum()
+    >>> int(grow_from(img, 10, 10, IntensityRange(50, 150), allowed=np.ones((20, 20), bool),
+    ...               pixel_mm=1.0).sum())
     100
     """
     reach = int(np.ceil(reach_mm / pixel_mm))

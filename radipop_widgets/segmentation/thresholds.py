@@ -7,6 +7,8 @@ from typing import NamedTuple
 import numpy as np
 from scipy import ndimage
 
+from ..labels import TISSUE_HU
+
 
 class Thresholds(NamedTuple):
     """The three partition thresholds in HU (a pixel is kept when strictly above).
@@ -51,6 +53,9 @@ VALLEY_RATIO = 2.0
 VALLEY_SEARCH_HU = 20
 VALLEY_MAJOR = 0.1
 VESSEL_ABOVE_PEAK = 55.0
+#: never an organ threshold inside fat (whose smoothed HU reaches -30): a chest CT's
+#: histogram of lung, heart and muscle gave -30 HU, and fat and muscle joined the liver
+ORGAN_FLOOR_HU = TISSUE_HU["fat"][1] + 30.0
 BONE_ABOVE_VESSEL = 100.0
 
 
@@ -188,7 +193,8 @@ def suggest_thresholds(hu: np.ndarray) -> Thresholds:
     Thresholds
         ``organ = min(p45, peak - 40)``, and at most ``mode - 3 noise SD`` when the
         soft-tissue mode lies above p45, then lowered to the histogram valley below when
-        it sits on a peak's flank (:func:`valley_below`); ``vessel = peak + 55`` (``peak = p45 + 20``
+        it sits on a peak's flank (:func:`valley_below`), never below ``ORGAN_FLOOR_HU``
+        (0 HU: above fat); ``vessel = peak + 55`` (``peak = p45 + 20``
         without a distinct upper peak), ``bone = vessel + 100`` HU, with
         :func:`soft_tissue_levels`; this follows the contrast phase and the noise.
     """
@@ -197,7 +203,7 @@ def suggest_thresholds(hu: np.ndarray) -> Thresholds:
     if mode >= low:
         organ = min(organ, mode - ORGAN_NOISE_SDS * noise)
     start = int(np.clip(round(organ) + 20, 0, hist.size - 1))
-    organ = min(organ, valley_below(hist, start) - 20 + 0.5)
+    organ = max(min(organ, valley_below(hist, start) - 20 + 0.5), ORGAN_FLOOR_HU)
     vessel = (low + 20 if peak is None else peak) + VESSEL_ABOVE_PEAK
     return Thresholds(bone=round(vessel + BONE_ABOVE_VESSEL), vessel=round(vessel),
                       organ=round(organ))
