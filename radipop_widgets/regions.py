@@ -16,13 +16,15 @@ from typing import Callable
 import numpy as np
 
 from .errors import SessionError
-from .segmentation.edit import line_mask
+from .segmentation.edit import MAX_POINTS, line_mask
 from .segmentation.intensity import DEFAULT_RANGE, IntensityRange, RangeParams, band_thresholds
 from .segmentation.partition import DEFAULT_PARAMS, PartitionParams, partition
 from .segmentation.thresholds import Thresholds, noise_sd
 
 #: candidate regions of this many (slice, thresholds) pairs are kept (least recently used out)
 REGION_CACHE_ENTRIES = 96
+#: a saved slice may hold at most this many cuts (each of at most ``MAX_POINTS`` vertices)
+MAX_CUTS = 1000
 
 
 class CandidateRegions:
@@ -200,8 +202,12 @@ class CandidateRegions:
                                  or state.get("suggested_thresholds") or self.start))
             ranges = {int(k): IntensityRange(*(float(x) for x in v[:4]), int(v[4]))
                       for k, v in (state.get("organ_ranges") or {}).items()}
-        except (TypeError, ValueError, AttributeError) as exc:
+        except (TypeError, ValueError, AttributeError, IndexError) as exc:
             raise SessionError(f"the saved session state is damaged ({exc})") from None
+        if any(len(lines) > MAX_CUTS or any(len(c) > MAX_POINTS for c in lines)
+               for lines in cuts.values()):
+            raise SessionError(f"the saved session state is damaged (a slice has more than "
+                               f"{MAX_CUTS} cuts or a cut more than {MAX_POINTS} points)")
         if any(not (math.isfinite(r.low) and math.isfinite(r.high) and r.low < r.high)
                for r in ranges.values()):
             raise SessionError("the saved session state is damaged (an organ range is not "

@@ -17,7 +17,7 @@ from .history import History, Step, label_patch
 from .io import load_study
 from .labels import label_name
 from .organ_tools import OrganTools
-from .regions import CandidateRegions
+from .regions import MAX_CUTS, CandidateRegions
 from .segmentation.edit import clean_points, line_mask
 from .segmentation.grow import leftover_rim
 from .segmentation.intensity import (DEFAULT_RANGE, IntensityRange, RangeParams, band_thresholds,
@@ -117,10 +117,13 @@ class Session(OrganTools):
         """
         if slices is None:
             zs = range(self.study.n_slices)
-        elif isinstance(slices, (int, np.integer)):
+        elif isinstance(slices, (int, float, np.number)):
             zs = [self._z(slices)]
-        else:
+        elif isinstance(slices, (list, tuple, range, np.ndarray)):
             zs = sorted({self._z(z) for z in slices})
+        else:
+            raise SessionError(f"slices must be None (all), a slice index or a list of them, "
+                               f"got {type(slices).__name__}")
         step = Step("thresholds")
         for z in zs:
             old = self.candidates.thresholds(z)
@@ -252,6 +255,9 @@ class Session(OrganTools):
             self.last_message = "no cut: draw a line of at least two points across the image"
             return False
         old = self.candidates.cuts(z)
+        if len(old) >= MAX_CUTS:
+            raise SessionError(f"slice {z} already has {MAX_CUTS} cuts: clear them (clear_cuts) "
+                               "or draw instead")
         step = Step("cut")
         step.cuts[z] = (old, old + [pts])
         self.candidates.set_cuts(z, old + [pts], added=mask)
