@@ -17,7 +17,8 @@ import numpy as np
 
 from .errors import SessionError
 from .segmentation.edit import MAX_POINTS, line_mask
-from .segmentation.intensity import DEFAULT_RANGE, IntensityRange, RangeParams, band_thresholds
+from .segmentation.intensity import (DEFAULT_RANGE, IntensityRange, RangeParams, band_thresholds,
+                                     consistent_regions)
 from .segmentation.partition import DEFAULT_PARAMS, PartitionParams, partition
 from .segmentation.thresholds import Thresholds, noise_sd
 
@@ -147,8 +148,13 @@ class CandidateRegions:
         return regions
 
     def organ_regions(self, z: int, label: int | None) -> np.ndarray:
-        """:meth:`regions` at :meth:`organ_thresholds` of ``label``."""
-        return self.regions(z, self.organ_thresholds(z, label))
+        """:meth:`regions` at :meth:`organ_thresholds` of ``label``, without regions whose
+        mean is not the organ's (:func:`consistent_regions`) on slices not set by hand."""
+        regions = self.regions(z, self.organ_thresholds(z, label))
+        band = self._ranges.get(label)
+        if band is None or self.set_by_hand(z):
+            return regions
+        return consistent_regions(regions, self.hu[z], band, self.range_params)
 
     def invalidate(self, slices) -> None:
         """Forget the cached regions of ``slices``."""

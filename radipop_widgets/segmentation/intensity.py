@@ -68,6 +68,9 @@ class RangeParams:
     keep_below_hu, keep_above_sds : when the study's organ threshold lies in
         ``low - keep_below_hu .. centre - keep_above_sds * spread`` it is kept (see
         :func:`band_thresholds`).
+    region_sds, region_min_hu : a region whose mean differs from a learned range's centre
+        by more than ``max(region_sds * spread, region_min_hu)`` is other tissue (see
+        :func:`consistent_regions`).
     """
 
     probe_mm: float = 2.5
@@ -82,6 +85,8 @@ class RangeParams:
     floor_hu: float = TISSUE_HU["fat"][1] + 30.0
     keep_below_hu: float = 30.0
     keep_above_sds: float = 0.0
+    region_sds: float = 3.0
+    region_min_hu: float = 20.0
 
 
 DEFAULT_RANGE = RangeParams()
@@ -166,3 +171,29 @@ def band_thresholds(base: Thresholds, band: IntensityRange,
         if base.vessel >= band.centre + params.above_min_hu:
             vessel = float(base.vessel)
     return Thresholds(bone=float(max(base.bone, vessel + 50.0)), vessel=vessel, organ=organ)
+
+
+def consistent_regions(regions: np.ndarray, hu_slice: np.ndarray, band: IntensityRange,
+                       params: RangeParams = DEFAULT_RANGE) -> np.ndarray:
+    """``regions`` without the regions whose mean HU is not the organ's.
+
+    Every pixel of a region lies in the band, but a bowel loop or the duodenum next to
+    the liver's tip can lie in it too while its mean sits at the band's edge: with a
+    learned range, a region whose mean is more than ``max(region_sds * spread,
+    region_min_hu)`` from the range's centre is another tissue (extend does not take it).
+    A hand-set range keeps every region.
+
+    >>> reg = np.array([[1, 1, 2, 2]]); hu = np.array([[110, 112, 150, 152]])
+    >>> consistent_regions(reg, hu, IntensityRange(86, 156, 111, 6, 1)).tolist()
+    [[1, 1, 0, 0]]
+    """
+    if band.by_hand or regions.max() == 0:
+        return regions
+    n = int(regions.max()) + 1
+    size = np.bincount(regions.ravel(), minlength=n)
+    mean = np.bincount(regions.ravel(), np.asarray(hu_slice, np.float64).ravel(), n) / \
+        np.maximum(size, 1)
+    tol = max(params.region_sds * band.spread, params.region_min_hu)
+    keep = np.abs(mean - band.centre) <= tol
+    keep[0] = False
+    return np.where(keep[regions], regions, 0)
