@@ -132,29 +132,35 @@ class CandidateRegions:
         """Candidate regions of slice ``z`` (int32, read-only) at ``thresholds``
         (default the slice's own), cached."""
         t = self.thresholds(z) if thresholds is None else Thresholds(*thresholds)
-        key = (z, tuple(t))
+        return self._cached((z, tuple(t)), lambda: partition(
+            self.hu[z], t, pixel_mm=self.pixel_mm, barrier=self.barrier(z),
+            noise_sd=self.noise_sd, params=self.params))
+
+    def organ_regions(self, z: int, label: int | None) -> np.ndarray:
+        """:meth:`regions` at :meth:`organ_thresholds` of ``label``, without regions whose
+        mean is not the organ's (:func:`consistent_regions`) on slices not set by hand."""
+        t = self.organ_thresholds(z, label)
+        band = self._ranges.get(label)
+        if band is None or self.set_by_hand(z):
+            return self.regions(z, t)
+        return self._cached((z, tuple(t), tuple(band)), lambda: consistent_regions(
+            self.regions(z, t), self.hu[z], band, self.range_params))
+
+    def _cached(self, key: tuple, compute: Callable[[], np.ndarray]) -> np.ndarray:
+        """The LRU cache (its first key element is the slice), locked: the dashboard
+        browses while a worker extends."""
         with self._lock:
             cached = self._cache.get(key)
             if cached is not None:
                 self._cache.move_to_end(key)
                 return cached
-        regions = partition(self.hu[z], t, pixel_mm=self.pixel_mm, barrier=self.barrier(z),
-                            noise_sd=self.noise_sd, params=self.params)
+        regions = compute()
         regions.setflags(write=False)
         with self._lock:
             self._cache[key] = regions
             while len(self._cache) > REGION_CACHE_ENTRIES:
                 self._cache.popitem(last=False)
         return regions
-
-    def organ_regions(self, z: int, label: int | None) -> np.ndarray:
-        """:meth:`regions` at :meth:`organ_thresholds` of ``label``, without regions whose
-        mean is not the organ's (:func:`consistent_regions`) on slices not set by hand."""
-        regions = self.regions(z, self.organ_thresholds(z, label))
-        band = self._ranges.get(label)
-        if band is None or self.set_by_hand(z):
-            return regions
-        return consistent_regions(regions, self.hu[z], band, self.range_params)
 
     def invalidate(self, slices) -> None:
         """Forget the cached regions of ``slices``."""
