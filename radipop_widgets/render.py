@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .labels import ORGANS, organ
+
 #: Window presets as (level, width) in HU.
 WINDOW_PRESETS: dict[str, tuple[float, float]] = {
     "abdomen": (40.0, 400.0),
@@ -43,28 +45,27 @@ def window(hu: np.ndarray, level: float, width: float) -> np.ndarray:
     return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
 
 
-# Overlay classes, in palette order: each has a plain and a selected (brighter)
-# colour, and an interior and an edge variant (edges are more opaque).
-_OVERLAY_COLOURS = np.array([
-    (230, 30, 30),    # liver: red
-    (30, 90, 255),    # spleen: blue
-    (245, 215, 0),    # other labels: yellow
-    (40, 200, 70),    # unlabelled candidate regions: green
-], dtype=np.float32)
-_CANDIDATE = 3
-# Label value -> overlay class (labels >= 3 are "other").
-_CLASS_OF_LABEL = np.array([-1, 0, 1] + [2] * 253, dtype=np.int16)
+# Overlay classes, in palette order: one per organ of ``labels.ORGANS``, then the
+# unlabelled candidate regions. Each has a plain and a selected (brighter) colour, and an
+# interior and an edge variant (edges are more opaque).
+_OVERLAY_COLOURS = np.array([o.colour for o in ORGANS] + [(40, 200, 70)], dtype=np.float32)
+_CANDIDATE = len(ORGANS)
+# Label value -> overlay class (-1 background), as ``labels.organ`` names the value.
+_CLASS_OF_LABEL = np.array([-1] + [ORGANS.index(organ(v)) for v in range(1, 256)],
+                           dtype=np.int16)
+_PALETTE_SIZE = 1 + 4 * len(_OVERLAY_COLOURS)
 
 
 def overlay_palette(opacity: float = 0.5) -> np.ndarray:
-    """RGBA palette of the overlay, shape (17, 4) uint8.
+    """RGBA palette of the overlay, shape (1 + 4 * classes, 4) uint8 ((17, 4) for the
+    three organs).
 
     Index 0 is transparent; index ``1 + 4 * class + 2 * selected + edge`` is the
-    colour of an overlay class (liver, spleen, other, candidate) in its plain or
-    selected variant, interior or edge.
+    colour of an overlay class (each organ of ``labels.ORGANS``, then candidate) in its
+    plain or selected variant, interior or edge.
     """
     opacity = float(np.clip(opacity, 0.0, 1.0)) if np.isfinite(opacity) else 0.5
-    palette = np.zeros((17, 4), dtype=np.uint8)
+    palette = np.zeros((_PALETTE_SIZE, 4), dtype=np.uint8)
     for cls, rgb in enumerate(_OVERLAY_COLOURS):
         base_alpha = opacity * (0.5 if cls == _CANDIDATE else 1.0)
         for selected in (0, 1):
@@ -124,9 +125,9 @@ def overlay_rgba(labels2d: np.ndarray, regions2d: np.ndarray, selected_region: i
                  opacity: float = 0.5, outline: bool = False) -> np.ndarray:
     """RGBA image of the label overlay of one slice.
 
-    Liver red, spleen blue, other labels yellow, unlabelled candidate regions
-    green (at half the opacity), the selected region brighter and more opaque;
-    edges are more opaque than interiors. Transparent where there is nothing.
+    Each organ in its colour of ``labels.ORGANS`` (liver red, spleen blue, other labels
+    yellow), unlabelled candidate regions green (at half the opacity), the selected
+    region brighter and more opaque; edges are more opaque than interiors. Transparent where there is nothing.
 
     Parameters
     ----------

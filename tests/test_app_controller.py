@@ -61,14 +61,14 @@ def test_click_and_label_button_label_the_region(app, phantom):
     browser_event(app, "mouse_down", x=x, y=y)
     browser_event(app, "mouse_up", x=x, y=y)
     assert app.session.selection == (app.z, app.session.regions(app.z)[int(y), int(x)])
-    app.label_buttons[LIVER].click()
+    app.segment.label_buttons[LIVER].click()
     liver = app.session.labels[app.z] == LIVER
     # the region, plus at most its partial-volume rim (one pixel around it)
     rim = ndimage.binary_dilation(region, np.ones((3, 3), bool))
     assert liver[region].all() and not (liver & ~rim).any()
     assert (app.session.labels == LIVER).sum() == liver.sum()
-    assert "Liver</b> 0.0 mL" not in app.volumes.value
-    assert not app.undo_button.disabled and app.redo_button.disabled
+    assert "Liver</b> 0.0 mL" not in app.header.volumes.value
+    assert not app.header.undo_button.disabled and app.header.redo_button.disabled
 
 
 def test_label_key_needs_a_selection_on_this_slice(app, phantom):
@@ -97,7 +97,7 @@ def test_hostile_coordinates_change_nothing(app, x, y):
 def test_hostile_slices_keys_and_wheel_are_clamped_or_ignored(app):
     n = SHAPE[0]
     app.set_slice(1e30)
-    assert app.z == n - 1 and app.slice_slider.value == n - 1
+    assert app.z == n - 1 and app.navigation.slider.value == n - 1
     app.set_slice(-5)
     assert app.z == 0
     for value in ("3", None, math.nan, [2]):
@@ -120,10 +120,10 @@ def test_hostile_slices_keys_and_wheel_are_clamped_or_ignored(app):
 def test_slice_navigation_sends_the_ct_only_on_slice_or_window_change(app, phantom):
     _, reference = phantom
     start, sends = app.z, app.viewer.ct_sends
-    app.slice_slider.value = start + 1
-    assert app.z == start + 1 and app.slice_text.value == start + 1
-    app.slice_text.value = start - 1
-    assert app.z == start - 1 and app.slice_slider.value == start - 1
+    app.navigation.slider.value = start + 1
+    assert app.z == start + 1 and app.navigation.text.value == start + 1
+    app.navigation.text.value = start - 1
+    assert app.z == start - 1 and app.navigation.slider.value == start - 1
     app.key("ArrowUp")
     app.key("PageUp")
     assert app.z == start + 1
@@ -138,42 +138,42 @@ def test_slice_navigation_sends_the_ct_only_on_slice_or_window_change(app, phant
     overlays = app.viewer.overlay_sends
     app.mouse_down(x, y)
     app.key("1")
-    app.threshold_sliders["organ"].value += 10
-    app.opacity_slider.value = 0.8
+    app.thresholds.sliders["organ"].value += 10
+    app.view.opacity_slider.value = 0.8
     assert app.viewer.overlay_sends >= overlays + 4
     assert app.viewer.ct_sends == sends + 7       # overlay changes never re-send the CT
-    app.preset.value = "liver"
-    assert (app.level_slider.value, app.width_slider.value) == (90, 150)
+    app.view.preset.value = "liver"
+    assert (app.view.level_slider.value, app.view.width_slider.value) == (90, 150)
     assert app.viewer.ct_sends == sends + 8
 
 
 def test_threshold_scope_this_slice_or_all(app):
     z, other = app.z, app.z + 1
     old = app.session.thresholds(other)
-    app.scope.value = "slice"
-    app.threshold_sliders["organ"].value = 90
+    app.thresholds.scope.value = "slice"
+    app.thresholds.sliders["organ"].value = 90
     assert app.session.thresholds(z).organ == 90 and app.session.thresholds(other) == old
-    app.scope.value = "all"
-    app.threshold_sliders["bone"].value = 400
+    app.thresholds.scope.value = "all"
+    app.thresholds.sliders["bone"].value = 400
     assert all(app.session.thresholds(i).bone == 400 for i in range(SHAPE[0]))
-    app.suggested_button.click()
+    app.thresholds.suggested_button.click()
     assert app.session.thresholds(z) == app.session.suggested_thresholds
     app.set_slice(other)                          # the sliders show the slice's thresholds
-    assert app.threshold_sliders["bone"].value == round(app.session.thresholds(other).bone)
+    assert app.thresholds.sliders["bone"].value == round(app.session.thresholds(other).bone)
 
 
 def test_draw_erase_and_cut_strokes(app, phantom):
     _, reference = phantom
     app.set_tool("draw")
-    app.brush_label_buttons.value = SPLEEN
-    app.brush_slider.value = 10
+    app.segment.brush.label_buttons.value = SPLEEN
+    app.segment.brush.width_slider.value = 10
     for event, (x, y) in zip(("mouse_down", "mouse_move", "mouse_move", "mouse_up"),
                              ((20, 20), (30, 20), (40, 25), (50, 25))):
         browser_event(app, event, x=x, y=y)
     drawn = app.session.labels[app.z] == SPLEEN
     assert drawn[20, 20] and drawn[25, 50] and drawn.sum() > 90
     app.key("e")
-    assert app.tool.name == "erase" and app.tool_buttons.value == "erase"
+    assert app.tool.name == "erase" and app.segment.tool_buttons.value == "erase"
     app.mouse_down(20, 20)
     app.mouse_move(50, 25)
     app.mouse_out(60, 25)                          # leaving the image ends the stroke
@@ -194,14 +194,14 @@ def test_extend_by_n_slices_shows_the_report(app, phantom):
     z = app.z
     app.mouse_down(x, y)
     app.key("1")
-    app.extend_to_end.value = False
-    app.extend_n.value = 2
-    app.extend_below_button.click()
+    app.extend_panel.to_end.value = False
+    app.extend_panel.n.value = 2
+    app.extend_panel.below_button.click()
     app.wait()
     present = (app.session.labels == LIVER).any(axis=(1, 2))
     assert present[z - 2:z + 1].all() and not present[z - 3] and not present[z + 1]
-    assert f"slice {z - 1}" in app.extend_report.value
-    assert app._present[z - 2:z + 1, 0].all()      # the overview strip knows
+    assert f"slice {z - 1}" in app.extend_panel.report.value
+    assert app.navigation.present[z - 2:z + 1, 0].all()      # the overview strip knows
     assert f"below to 2 slice(s) (slices {z - 2}-{z - 1})" in app.messages.messages[0][1]
     app.key("z", ctrl=True)
     assert not (app.session.labels[z - 1] == LIVER).any()
@@ -216,24 +216,24 @@ def test_save_export_and_path_checks(app, phantom, tmp_path):
     x, y, _ = organ_point(app, reference, LIVER)
     app.mouse_down(x, y)
     app.key("1")
-    app.save_button.click()
+    app.save_panel.save_button.click()
     folder = find_saved_session(study, tmp_path / "sessions")
     assert folder is not None and "Session saved" in app.messages.messages[0][1]
-    app.output_text.value = "case 1"
-    app.export_buttons["nifti"].click()
+    app.save_panel.output_text.value = "case 1"
+    app.save_panel.export_buttons["nifti"].click()
     assert app.wait() == tmp_path / "exports" / "case 1" / "labels.nii.gz"
-    app.export_buttons["legacy"].click()
+    app.save_panel.export_buttons["legacy"].click()
     app.wait()
     out = tmp_path / "exports" / "case 1"
     assert (out / "labels.nii.gz").is_file() and any((out / "legacy_masks").iterdir())
     assert errors(app) == []
-    assert app.export_buttons["dicom_seg"].disabled   # this study was not loaded from DICOM
-    assert "Export NIfTI labels instead" in app.export_buttons["dicom_seg"].tooltip
-    app.export_buttons["dicom_seg"].click()
+    assert app.save_panel.export_buttons["dicom_seg"].disabled   # not loaded from DICOM
+    assert "Export NIfTI labels instead" in app.save_panel.export_buttons["dicom_seg"].tooltip
+    app.save_panel.export_buttons["dicom_seg"].click()
     assert "DICOM SEG needs a DICOM study" in errors(app)[0]
     assert not (out / "segmentation.dcm").exists()
-    app.output_text.value = "../../outside"
-    app.export_buttons["nifti"].click()
+    app.save_panel.output_text.value = "../../outside"
+    app.save_panel.export_buttons["nifti"].click()
     assert not (tmp_path / "outside").exists()
     assert "outside the allowed folder" in errors(app)[0]
 
@@ -241,7 +241,7 @@ def test_save_export_and_path_checks(app, phantom, tmp_path):
 def test_reopening_offers_the_saved_session(phantom, tmp_path):
     study, reference = phantom
     first = App(study=study, workspace=tmp_path)
-    assert first.resume_box.layout.display == "none"
+    assert first.resume_panel.widget.layout.display == "none"
     x, y, region = organ_point(first, reference, LIVER)
     first.mouse_down(x, y)
     first.assign(LIVER)
@@ -249,10 +249,10 @@ def test_reopening_offers_the_saved_session(phantom, tmp_path):
     saved = (folder / "labels.nii.gz").read_bytes()
 
     second = App(study=study, workspace=tmp_path)     # a fresh session, and the offer
-    assert second.resume_box.layout.display == "flex" and second.session.labels.sum() == 0
-    assert "saved 20" in second.resume_text.value    # when it was saved (local time)
-    second.start_new_button.click()
-    assert second.resume_box.layout.display == "none"
+    assert second.resume_panel.widget.layout.display == "flex" and second.session.labels.sum() == 0
+    assert "saved 20" in second.resume_panel.text.value    # when it was saved (local time)
+    second.resume_panel.start_new_button.click()
+    assert second.resume_panel.widget.layout.display == "none"
     assert (folder / "labels.nii.gz").read_bytes() == saved   # kept until saved over
     second.save()
     assert persist_labels(folder).sum() == 0
@@ -261,11 +261,12 @@ def test_reopening_offers_the_saved_session(phantom, tmp_path):
     third = App(study=study, workspace=tmp_path)
     third.mouse_down(x, y)
     third.assign(SPLEEN)                              # an edit before resuming is discarded
-    third.resume_button.click()
+    third.resume_panel.resume_button.click()
     np.testing.assert_array_equal(third.session.labels, first.session.labels)
-    assert third.resume_box.layout.display == "none" and not third.session.can_undo
+    assert third.resume_panel.widget.layout.display == "none" and not third.session.can_undo
     assert "discarded" in third.messages.messages[0][1]
-    assert (third._present[:, 0] == (first.session.labels == LIVER).any(axis=(1, 2))).all()
+    liver_slices = (first.session.labels == LIVER).any(axis=(1, 2))
+    assert (third.navigation.present[:, 0] == liver_slices).all()
     with pytest.raises(RadipopError, match="no saved session"):
         third.resume()
 
@@ -279,12 +280,12 @@ def test_autosaved_work_survives_a_lost_kernel(phantom, tmp_path):
     assert find_saved_session(study, tmp_path) is None
 
     again = App(study=study, workspace=tmp_path)
-    assert "autosaved but not saved" in again.resume_text.value
+    assert "autosaved but not saved" in again.resume_panel.text.value
     again.mouse_down(x, y)
     again.assign(SPLEEN)                              # no autosave over it before a choice
-    again.resume_button.click()
+    again.resume_panel.resume_button.click()
     np.testing.assert_array_equal(again.session.labels, lost.session.labels)
-    again.undo_button.click()                         # nothing to undo after resuming
+    again.header.undo_button.click()                         # nothing to undo after resuming
     assert (again.session.labels == LIVER).any()
     assert again.session.autosave
 
@@ -310,13 +311,13 @@ def test_long_operation_keeps_browsing_and_holds_edits(app, phantom):
         return real_extend(*args, **kwargs)
 
     session.extend = slow_extend
-    app.extend_below_button.click()
+    app.extend_panel.below_button.click()
     assert started.wait(10)
-    assert app.busy == "Extending" and app.progress.layout.visibility == "visible"
-    assert app.extend_above_button.disabled and app.label_buttons[LIVER].disabled
-    assert app.undo_button.disabled and app.save_button.disabled
-    app.extend_above_button.click()                   # a second start is refused
-    app.undo_button.click()                           # edits wait
+    assert app.busy == "Extending" and app.jobs.progress.layout.visibility == "visible"
+    assert app.extend_panel.above_button.disabled and app.segment.label_buttons[LIVER].disabled
+    assert app.header.undo_button.disabled and app.save_panel.save_button.disabled
+    app.extend_panel.above_button.click()                   # a second start is refused
+    app.header.undo_button.click()                           # edits wait
     app.mouse_down(x, y)
     assert "still running" in app.messages.messages[0][1]
     refused = "failed: Extending is still running: wait until it ends."
@@ -325,9 +326,9 @@ def test_long_operation_keeps_browsing_and_holds_edits(app, phantom):
     assert app.z == z - 1
     release.set()
     report = app.wait()
-    assert report.rows and app.busy is None and app.progress.layout.visibility == "hidden"
-    assert not app.label_buttons[LIVER].disabled and not app.undo_button.disabled
-    assert (session.labels[z - 1] == LIVER).any() and app._present[z - 1, 0]
+    assert report.rows and app.busy is None and app.jobs.progress.layout.visibility == "hidden"
+    assert not app.segment.label_buttons[LIVER].disabled and not app.header.undo_button.disabled
+    assert (session.labels[z - 1] == LIVER).any() and app.navigation.present[z - 1, 0]
     assert session.can_undo and (session.labels[z] == LIVER).any()    # the undo was refused
     assert "Extended the labels" in app.messages.messages[0][1]
 
@@ -337,11 +338,11 @@ def test_a_failing_long_operation_is_reported_and_releases_the_controls(app):
         raise RadipopError("the disk is full")
 
     app.session.export_nifti = broken
-    app.export_buttons["nifti"].click()
+    app.save_panel.export_buttons["nifti"].click()
     with pytest.raises(RadipopError, match="the disk is full"):
         app.wait()
     assert errors(app)[0] == "Exporting failed: the disk is full"
-    assert app.busy is None and not app.save_button.disabled
+    assert app.busy is None and not app.save_panel.save_button.disabled
 
 
 def test_tool_key_says_the_tool_once(app):
@@ -372,31 +373,32 @@ def test_study_picker_errors_and_metadata(tmp_path, caplog):
     files[len(files) // 2].unlink()                # a missing slice
     caplog.set_level(logging.INFO)
     app = App(data_root=data, workspace=tmp_path / "sessions", output_root=tmp_path / "exports")
-    labels = [label for label, _ in app.study_list.options]
+    labels = [label for label, _ in app.studies.study_list.options]
     assert len(labels) == 2 and all("slices" in label for label in labels)
-    gap = next(i for label, i in app.study_list.options if "gap" in label)
-    good = next(i for label, i in app.study_list.options if "good" in label)
+    gap = next(i for label, i in app.studies.study_list.options if "gap" in label)
+    good = next(i for label, i in app.studies.study_list.options if "good" in label)
     if gap == 0:                                   # the first study opens on start
         with pytest.raises(MissingSliceError, match="a slice is missing"):
             app.wait()
-        assert app.session is None and "no study open" in app.title.value
-        assert app.tabs.selected_index == 2 and app.undo_button.disabled
+        assert app.session is None and "no study open" in app.header.title.value
+        assert app.tabs.selected_index == 2 and app.header.undo_button.disabled
     else:
         app.wait()
-    app.study_list.value = gap
-    app.open_button.click()                        # the loader's error, in words
+    app.studies.study_list.value = gap
+    app.studies.open_button.click()                        # the loader's error, in words
     with pytest.raises(MissingSliceError, match="a slice is missing"):
         app.wait()
     assert errors(app) and "Opening the study failed" in errors(app)[0]
-    assert app.progress.layout.visibility == "hidden"
-    app.study_list.value = good
-    app.open_button.click()
+    assert app.jobs.progress.layout.visibility == "hidden"
+    app.studies.study_list.value = good
+    app.studies.open_button.click()
     app.wait()
     assert app.session.study.n_slices == SHAPE[0] and app.tabs.selected_index == 0
-    assert PHANTOM_METADATA["PatientName"] in app.metadata.value
+    assert PHANTOM_METADATA["PatientName"] in app.studies.metadata.value
     app.save()
     app.refresh_studies()
-    assert "saved session (20" in dict((i, label) for label, i in app.study_list.options)[good]
+    listed = {i: label for label, i in app.studies.study_list.options}
+    assert "saved session (20" in listed[good]
     logged = "\n".join(record.getMessage() for record in caplog.records)
     for value in PHANTOM_METADATA.values():
         if len(value) > 3:
@@ -411,9 +413,9 @@ def test_dicom_seg_export_of_a_dicom_study(tmp_path):
     reference = np.load(tmp_path / "data" / "case" / "reference_labels.npz")["labels"]
     app.mouse_down(*organ_point(app, reference, LIVER)[:2])
     app.assign(LIVER)
-    app.output_text.value = "case"
-    assert not app.export_buttons["dicom_seg"].disabled
-    app.export_buttons["dicom_seg"].click()
+    app.save_panel.output_text.value = "case"
+    assert not app.save_panel.export_buttons["dicom_seg"].disabled
+    app.save_panel.export_buttons["dicom_seg"].click()
     app.wait()
     assert errors(app) == []
     assert (tmp_path / "exports" / "case" / "segmentation.dcm").is_file()
@@ -422,8 +424,8 @@ def test_dicom_seg_export_of_a_dicom_study(tmp_path):
 def test_without_a_study_handlers_explain(tmp_path):
     app = App(data_root=tmp_path, workspace=tmp_path / "sessions")
     assert app.session is None and "No studies found" in app.messages.messages[0][1]
-    app.label_buttons[LIVER].click()
-    app.undo_button.click()
+    app.segment.label_buttons[LIVER].click()
+    app.header.undo_button.click()
     app.mouse_down(3, 3)
     assert "No study is open" in errors(app)[0]
 
@@ -432,4 +434,5 @@ def test_display_bundle_is_the_widget(app):
     bundle = app._repr_mimebundle_()
     assert "application/vnd.jupyter.widget-view+json" in bundle
     assert Path(app.output_root).name == "exports"
-    assert app.output_text.value.startswith("Abdomen_phantom")   # from the series description
+    # the export folder is named after the series description
+    assert app.save_panel.output_text.value.startswith("Abdomen_phantom")

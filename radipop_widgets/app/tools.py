@@ -1,26 +1,33 @@
 """Editing tools, one class each (like the effects of 3D Slicer's segment editor).
 
 A tool receives image positions ``(row, col)`` already validated by the viewer and acts
-on the app's Session; it holds no segmentation logic.
+on the context's Session at the slice shown; it holds no segmentation logic. A tool
+owns its options: the brush (label and width) belongs to Draw, which Erase shares.
 """
 
 from __future__ import annotations
 
-from ..labels import BACKGROUND
+import ipywidgets as widgets
+
+from ..labels import BACKGROUND, LIVER, ORGANS, organ
+from .context import Context
 from .messages import sentence
+from .ui import to_number
 
 MAX_STROKE_POINTS = 4000
+BRUSH_MM = (1.0, 30.0)       # brush width range, mm
+DEFAULT_BRUSH_MM = 5.0
 
 
 class Tool:
-    """Base tool: press / move / release at image positions of slice ``app.z``."""
+    """Base tool: press / move / release at image positions of slice ``ctx.z``."""
 
     name = ""
     key = ""
     help = ""
 
-    def __init__(self, app):
-        self.app = app
+    def __init__(self, ctx: Context):
+        self.ctx = ctx
 
     def press(self, row: int, col: int) -> None:
         """Mouse button pressed."""
@@ -40,13 +47,14 @@ class SelectTool(Tool):
     help = "Click a candidate region to select it, then press a label button."
 
     def press(self, row, col):
-        app = self.app
-        region = app.session.select(app.z, row, col)
+        s, z = self.ctx.session, self.ctx.z
+        region = s.select(z, row, col)
         if region:
-            pixels = int((app.session.regions(app.z) == region).sum())
-            app.status(f"Region {region} selected ({pixels} pixels): press Liver, Spleen or Other.")
+            pixels = int((s.regions(z) == region).sum())
+            names = ", ".join(o.title for o in ORGANS[:-1]) + f" or {ORGANS[-1].title}"
+            self.ctx.status(f"Region {region} selected ({pixels} pixels): press {names}.")
         else:
-            app.status("No candidate region here: change the thresholds or draw the organ.")
+            self.ctx.status("No candidate region here: change the thresholds or draw the organ.")
 
 
 class StrokeTool(Tool):
@@ -54,8 +62,8 @@ class StrokeTool(Tool):
 
     colour = "#ffffff"
 
-    def __init__(self, app):
-        super().__init__(app)
+    def __init__(self, ctx: Context):
+        super().__init__(ctx)
         self.points: list[tuple[int, int]] = []
 
     def width_px(self) -> float:
@@ -63,28 +71,34 @@ class StrokeTool(Tool):
 
     def press(self, row, col):
         self.points = [(row, col)]
-        self.app.viewer.preview_stroke(self.points, self.colour, self.width_px())
+        self.ctx.viewer.preview_stroke(self.points, self.colour, self.width_px())
 
     def move(self, row, col):
         if not self.points:
-            self.app.viewer.show_cursor(row, col, self.width_px() / 2)
+            self.ctx.viewer.show_cursor(row, col, self.width_px() / 2)
             return
-        if (row, col) != self.points[-1] and len(self.points) < MAX_STROKE_POINTS:
-            self.points.append((row, col))
-            self.app.viewer.preview_stroke(self.points, self.colour, self.width_px())
+        if self._add(row, col):
+            self.ctx.viewer.preview_stroke(self.points, self.colour, self.width_px())
 
     def release(self, row, col):
         if not self.points:
             return
-        if row is not None and (row, col) != self.points[-1] and len(self.points) < MAX_STROKE_POINTS:
-            self.points.append((row, col))
+        if row is not None:
+            self._add(row, col)
         points, self.points = self.points, []
-        self.app.viewer.clear_interaction()
-        self.app.status(self.report(self.commit(points)))
+        self.ctx.viewer.clear_interaction()
+        self.ctx.status(self.report(self.commit(points)))
+
+    def _add(self, row, col) -> bool:
+        """Add a point unless it repeats the last one or the stroke is full."""
+        if (row, col) == self.points[-1] or len(self.points) >= MAX_STROKE_POINTS:
+            return False
+        self.points.append((row, col))
+        return True
 
     def cancel(self):
         self.points = []
-        self.app.viewer.clear_interaction()
+        self.ctx.viewer.clear_interaction()
 
     def commit(self, points: list[tuple[int, int]]):
         """Apply the stroke; return what the Session returned (falsy: nothing changed)."""
@@ -92,23 +106,59 @@ class StrokeTool(Tool):
 
     def report(self, result) -> str:
         """What the user is told after the stroke: the Session's own words."""
-        return sentence(self.app.session.last_message)
+        return sentence(self.ctx.session.last_message)
+
+
+class Brush:
+    """The brush of Draw and Erase: the label painted and the width in mm, with their
+    controls (``label_buttons``, ``width_slider``, laid out in ``row``)."""
+
+    def __init__(self):
+        self.label = LIVER
+        self.width_mm = DEFAULT_BRUSH_MM
+        self.label_buttons = widgets.ToggleButtons(
+            options=[(o.title, o.value) for o in ORGANS],
+            tooltips=[f"Draw {o.name}" for o in ORGANS], style={"button_width": "64px"})
+        self.width_slider = widgets.FloatSlider(
+            self.width_mm, min=BRUSH_MM[0], max=BRUSH_MM[1], step=0.5, description="size mm",
+            readout_format=".1f", style={"description_width": "56px"},
+            layout=widgets.Layout(width="250px"))
+        self.row = widgets.HBox([widgets.Label("Brush label"), self.label_buttons,
+                                 self.width_slider], layout=widgets.Layout(align_items="center"))
+
+    def bind(self, ctx: Context) -> None:
+        self.label_buttons.observe(ctx.callback("Choosing the brush label")(self._changed),
+                                   "value")
+        self.width_slider.observe(ctx.callback("Choosing the brush width")(self._changed),
+                                  "value")
+
+    def _changed(self, change) -> None:
+        label = self.label_buttons.value
+        self.label = label if label in {o.value for o in ORGANS} else LIVER
+        width = to_number(self.width_slider.value)
+        self.width_mm = (float(min(max(width, BRUSH_MM[0]), BRUSH_MM[1])) if width is not None
+                         else DEFAULT_BRUSH_MM)
 
 
 class DrawTool(StrokeTool):
     name, key = "draw", "d"
     help = "Paint the brush label (Liver, Spleen or Other) with the brush width."
 
+    def __init__(self, ctx: Context, brush: Brush):
+        super().__init__(ctx)
+        self.brush = brush
+
     @property
     def colour(self):
-        return {1: "#ff5050", 2: "#5080ff"}.get(self.app.brush_label, "#ffe000")
+        return organ(self.brush.label).hex
 
     def width_px(self):
-        return self.app.brush_mm / self.app.pixel_mm
+        # The Session's pixel size: what it paints with (0.5 x 2 mm pixels -> 1 mm).
+        return self.brush.width_mm / self.ctx.session.pixel_mm
 
     def commit(self, points):
-        return self.app.session.draw(self.app.z, points, self.app.brush_label,
-                                     width_mm=self.app.brush_mm)
+        return self.ctx.session.draw(self.ctx.z, points, self.brush.label,
+                                     width_mm=self.brush.width_mm)
 
 
 class EraseTool(DrawTool):
@@ -117,7 +167,8 @@ class EraseTool(DrawTool):
     colour = "#ffffff"
 
     def commit(self, points):
-        return self.app.session.draw(self.app.z, points, BACKGROUND, width_mm=self.app.brush_mm)
+        return self.ctx.session.draw(self.ctx.z, points, BACKGROUND,
+                                     width_mm=self.brush.width_mm)
 
 
 class CutTool(StrokeTool):
@@ -129,13 +180,18 @@ class CutTool(StrokeTool):
         return 2.0
 
     def commit(self, points):
-        return self.app.session.cut(self.app.z, points)
+        return self.ctx.session.cut(self.ctx.z, points)
 
     def report(self, result):
         if not result:
             return super().report(result)
-        return (f"Cut on slice {self.app.z}: select each side (tool Select, key S) and "
+        return (f"Cut on slice {self.ctx.z}: select each side (tool Select, key S) and "
                 "label it.")
 
 
-TOOLS = (SelectTool, DrawTool, EraseTool, CutTool)
+def make_tools(ctx: Context) -> dict[str, Tool]:
+    """The tools in button order, by name; Draw and Erase share one brush."""
+    brush = Brush()
+    brush.bind(ctx)
+    tools = (SelectTool(ctx), DrawTool(ctx, brush), EraseTool(ctx, brush), CutTool(ctx))
+    return {tool.name: tool for tool in tools}

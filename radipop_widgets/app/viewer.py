@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import io
 import math
-import numbers
 
 import ipycanvas
 import ipycanvas.canvas
 import ipywidgets as widgets
 import numpy as np
 from PIL import Image
+
+from ..labels import MEASURED
+from .ui import to_number
 
 CT, OVERLAY, INTERACTION = 0, 1, 2
 STRIP_HEIGHT = 18
@@ -33,14 +35,6 @@ def _put_png(layer: ipycanvas.Canvas, png: bytes) -> None:
     layer.global_composite_operation = "copy"
     layer._canvas_manager.send_draw_command(
         layer, ipycanvas.canvas.COMMANDS["putImageData"], [0, 0], [png])
-
-
-def to_number(value) -> float | None:
-    """A finite float from a browser value, or None."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
 
 
 class Viewer:
@@ -196,12 +190,12 @@ def _scale_rule(scale: float, rows: int, cols: int) -> str:
 
 
 def overview_strip(present: np.ndarray, current: int, width: int) -> np.ndarray:
-    """RGBA image of the overview strip.
+    """RGBA image of the overview strip: one band per measured organ, top to bottom.
 
     Parameters
     ----------
-    present : ndarray of bool, shape (slices, 2)
-        Whether each slice carries liver (column 0) and spleen (column 1).
+    present : ndarray of bool, shape (slices, organs)
+        Whether each slice carries each organ of ``labels.MEASURED`` (liver, spleen).
     current : int
         The slice shown, marked with a white line.
     width : int
@@ -211,9 +205,9 @@ def overview_strip(present: np.ndarray, current: int, width: int) -> np.ndarray:
     column_slice = np.minimum(np.arange(width) * n // width, n - 1)
     strip = np.zeros((STRIP_HEIGHT, width, 4), np.uint8)
     strip[...] = (235, 235, 235, 255)
-    half = STRIP_HEIGHT // 2
-    strip[:half][:, present[column_slice, 0]] = (230, 30, 30, 255)
-    strip[half:][:, present[column_slice, 1]] = (30, 90, 255, 255)
+    edges = np.linspace(0, STRIP_HEIGHT, len(MEASURED) + 1).round().astype(int)
+    for i, organ in enumerate(MEASURED):
+        strip[edges[i]:edges[i + 1]][:, present[column_slice, i]] = (*organ.colour, 255)
     marked = np.flatnonzero(column_slice == current)
     if marked.size:
         lo, hi = marked[0], marked[-1]

@@ -92,11 +92,13 @@ def launch(playwright):
 
 
 def open_app(browser, url: str, width: int = 1366, height: int = 768, timeout: float = 60.0):
-    """A new page on the dashboard, returned once the CT slice is painted."""
+    """A new page on the dashboard, returned once the CT slice and its overlay are painted
+    and the image has settled."""
     page = browser.new_page(viewport={"width": width, "height": height})
     page.route("https://cdn.jsdelivr.net/**", lambda route: route.abort())
     page.goto(url)
     wait_painted(page, timeout)
+    wait_settled(page, timeout)
     # The keyboard helper installs itself from an image error handler, asynchronously:
     # tests that press keys before touching the image need it in place.
     page.wait_for_function("() => window.radipopKeys === true", timeout=timeout * 1000)
@@ -110,6 +112,24 @@ def wait_painted(page, timeout: float = 60.0):
                    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
                    for (let i = 0; i < d.length; i += 4 * 97) if (d[i] > 20) return true;
                    return false; }""", timeout=timeout * 1000, polling=50)
+
+
+def wait_settled(page, timeout: float = 60.0, quiet: float = 0.3):
+    """Wait until the image shows an overlay (the studies of the tests always have candidate
+    regions or labels) and has not changed for ``quiet`` seconds: the CT and the overlay
+    arrive as separate messages, and a loaded machine can paint one well before the other."""
+    deadline = time.monotonic() + timeout
+    last, since = None, time.monotonic()
+    while True:
+        c = counts(page)
+        now = time.monotonic()
+        if c != last:
+            last, since = c, now
+        elif c["green"] + c["red"] + c["blue"] > 0 and now - since >= quiet:
+            return c
+        if now > deadline:
+            raise AssertionError(f"the image never settled; last counts {c}")
+        time.sleep(0.05)
 
 
 def counts(page, box=(0, 0, None, None)) -> dict:

@@ -94,7 +94,8 @@ def test_threshold_slider_changes_overlay(server, open_page):
     handle.focus()
     for _ in range(30):                        # +30 HU on the organ threshold
         handle.press("ArrowRight")
-    after = harness.wait_counts(page, lambda c: c["green"] < before["green"] - 500)
+    # 30 threshold changes, each re-partitioning the slice: allow a loaded machine its time
+    after = harness.wait_counts(page, lambda c: c["green"] < before["green"] - 500, timeout=30)
     assert after["hash"] != before["hash"]
     assert harness.pixel(page, 5, 5) == outside
 
@@ -105,8 +106,10 @@ def test_click_liver_and_press_liver_turns_it_red(server, open_page, phantom):
     counts = harness.wait_counts(page, lambda c: c["red"] > 0.9 * phantom["liver"].sum())
     assert counts["red"] < 1.1 * phantom["liver"].sum()
     assert is_red(harness.pixel(page, *phantom["point"]))
-    assert "Liver" in page.locator(".radipop-volumes").inner_text()
-    assert "Liver 0.0 mL" not in page.locator(".radipop-volumes").inner_text()
+    # the volumes follow the overlay (the overlay is sent first: the latency users feel)
+    page.wait_for_function("() => { const t = document.querySelector('.radipop-volumes')"
+                           ".innerText; return t.includes('Liver') && "
+                           "!t.includes('Liver 0.0 mL'); }")
 
 
 def test_cut_separates_two_regions(server, open_page, cut_line):

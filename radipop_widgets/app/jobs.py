@@ -1,0 +1,116 @@
+"""The job runner: long operations (loading, extend, export) in a worker thread."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future
+from typing import Callable
+
+import ipywidgets as widgets
+
+from ..errors import RadipopError
+from .messages import MessagePanel
+from .ui import to_number
+
+
+class JobRunner:
+    """Runs one long operation at a time, with a progress bar.
+
+    While a job runs the page stays responsive (slices and windows can be browsed);
+    the controls registered with :meth:`hold` are disabled and edits are refused until
+    it ends. ``lock`` is held by every widget callback and by the worker while it
+    applies its result, so the session, the viewer and ipycanvas' command stream see
+    one thread at a time.
+    """
+
+    def __init__(self, messages: MessagePanel, background: bool = True):
+        self.messages = messages
+        self.background = bool(background)
+        self.lock = threading.RLock()
+        self.progress = widgets.FloatProgress(
+            value=0, min=0, max=1, description="",
+            layout=widgets.Layout(width="160px", visibility="hidden"))
+        self.progress.add_class("radipop-progress")
+        self._held: list[widgets.Widget] = []
+        self._on_idle: list[Callable[[], None]] = []
+        self._job: tuple[str, Future] | None = None   # (description, future) while running
+        self._last: Future | None = None
+
+    def hold(self, *controls: widgets.Widget) -> None:
+        """Disable ``controls`` while a job runs."""
+        self._held.extend(controls)
+
+    def on_idle(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` after each job, once the held controls are enabled again
+        (to disable again what must stay disabled)."""
+        self._on_idle.append(callback)
+
+    @property
+    def busy(self) -> str | None:
+        """What the running job does ("Loading", ...), or None."""
+        job = self._job               # read once: the worker clears it when it ends
+        return job[0] if job else None
+
+    def check_idle(self) -> None:
+        """Raise if a job is running (edits wait until it ends)."""
+        busy = self.busy
+        if busy is not None:
+            raise RadipopError(f"{busy} is still running: wait until it ends.")
+
+    def run(self, description: str, work, done, action: str) -> Future:
+        """Run ``work(progress)`` as a job, then ``done(result)`` under the lock.
+
+        ``description`` labels the progress bar ("Loading"); ``action`` names the job
+        in an error message ("Opening the study failed: ..."). ``progress(done, total)``
+        moves the bar. Errors go to the message panel. Returns a Future.
+        """
+        self.check_idle()
+        future = Future()
+        self._job, self._last = (description, future), future
+        for control in self._held:
+            control.disabled = True
+        progress = self._start_progress(description)
+
+        def target():
+            result = error = None
+            try:
+                result = work(progress)
+                with self.lock:
+                    done(result)
+            except Exception as exc:  # noqa: BLE001 - the user must see every failure
+                error = exc
+                self.messages.report(exc, action)
+            finally:
+                with self.lock:
+                    self._job = None
+                    self.progress.layout.visibility = "hidden"
+                    for control in self._held:
+                        control.disabled = False
+                    for callback in self._on_idle:
+                        callback()
+            if error is None:
+                future.set_result(result)
+            else:
+                future.set_exception(error)
+
+        if self.background:
+            threading.Thread(target=target, name=f"radipop {description}", daemon=True).start()
+        else:
+            target()
+        return future
+
+    def wait(self, timeout: float | None = 60.0):
+        """Wait for the last job to end; return its result or raise its error."""
+        return self._last.result(timeout) if self._last else None
+
+    def _start_progress(self, description: str):
+        bar = self.progress
+        bar.description = description
+        bar.value = 0
+        bar.layout.visibility = "visible"
+
+        def progress(done, total=1):
+            done, total = to_number(done), to_number(total)
+            if done is not None and total:
+                bar.value = min(max(done / total, 0.0), 1.0)
+        return progress

@@ -1,0 +1,105 @@
+"""The Study panel: the studies of the data folder, opening one, its patient data."""
+
+from __future__ import annotations
+
+import html
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Callable
+
+import ipywidgets as widgets
+
+from ..errors import RadipopError
+from ..io import load_study, scan_studies
+from ..session import Session
+from .context import Context
+from .offer import saved_sessions
+from .ui import button, clamp_int, heading, tagged
+
+
+class StudyPanel:
+    """Lists the studies under ``data_root`` and opens one as a job.
+
+    ``show_session(session)`` binds the dashboard to the opened study's session;
+    ``show_tab(name)`` selects a tab ("Study" while loading the first study, so an error
+    stays in view; "Segment" once it is open).
+    """
+
+    def __init__(self, ctx: Context, data_root: Path | None, workspace: Path,
+                 show_session: Callable[[Session], None], show_tab: Callable[[str], None]):
+        self.ctx = ctx
+        self.data_root = data_root
+        self.workspace = workspace
+        self.show_session = show_session
+        self.show_tab = show_tab
+        self.entries = []
+        self.study_list = widgets.Select(options=[], rows=8, layout=widgets.Layout(width="98%"))
+        self.refresh_button = button("Refresh", "Scan the data folder again", icon="refresh")
+        self.open_button = button("Open", "Open the selected study", "#c8e6c9", icon="folder-open")
+        self.data_root_text = widgets.HTML()
+        self.metadata = widgets.HTML()
+        self.widget = widgets.VBox([
+            self.data_root_text, self.study_list,
+            widgets.HBox([self.open_button, self.refresh_button]),
+            widgets.HTML("<small style='color:#555'>Listed: DICOM CT series and CT NIfTI "
+                         "files. Label maps and other files are left out.</small>"),
+            heading("This study (shown, never logged)"), self.metadata])
+        tagged({"study-list": self.study_list, "open": self.open_button})
+        ctx.jobs.hold(self.open_button)
+        self.refresh_button.on_click(ctx.callback("Scanning the data folder")(
+            lambda _: self.refresh()))
+        self.open_button.on_click(ctx.callback("Opening the study")(
+            lambda _: self.open(self.study_list.value)))
+
+    def refresh(self) -> None:
+        """Scan the data folder and list its studies (marking those with a saved session)."""
+        if self.data_root is None:
+            self.data_root_text.value = "No data folder configured."
+            return
+        self.entries = list(scan_studies(self.data_root))
+        saved = saved_sessions(self.workspace)
+        options = []
+        for i, entry in enumerate(self.entries):
+            path = Path(entry.path)
+            name = entry.description or path.name
+            rel = path.relative_to(self.data_root) if path.is_relative_to(self.data_root) \
+                else path.name
+            when = saved.get(str(path.resolve()))
+            note = f" · saved session ({when})" if when else ""
+            options.append((f"{name} — {entry.n_slices} slices — {rel}{note}", i))
+        self.study_list.options = options
+        self.data_root_text.value = (f"<small>Data folder: <code>{html.escape(str(self.data_root))}"
+                                     f"</code> · {len(options)} studies</small>")
+
+    def open(self, index) -> Future:
+        """Load the study at ``index`` of the list as a job and show it; returns a Future."""
+        index = clamp_int(index, 0, len(self.entries) - 1) if self.entries else None
+        if index is None:
+            raise RadipopError("Choose a study in the list first.")
+        entry = self.entries[index]
+        if self.ctx.session is None:
+            self.show_tab("Study")
+        self.ctx.status(f"Loading {entry.description or Path(entry.path).name} "
+                        f"({entry.n_slices} slices)...")
+
+        def work(progress):
+            study = load_study(entry.path, series=entry.series_uid, progress=progress)
+            return Session(study, workspace=self.workspace, autosave=True)
+
+        def done(session):
+            self.show_session(session)
+            with self.ctx.quiet():
+                self.study_list.value = index
+            self.show_tab("Segment")
+        return self.ctx.jobs.run("Loading", work, done, "Opening the study")
+
+    def show(self, session) -> None:
+        """Show the patient data and geometry of the session's study."""
+        study = session.study
+        rows = [(k, v) for k, v in (study.metadata or {}).items() if v not in (None, "")]
+        rows += [("Series", study.series_description or "—"), ("Modality", study.modality),
+                 ("Size", " × ".join(map(str, study.shape))),
+                 ("Spacing (mm)", " × ".join(f"{s:.3g}" for s in study.spacing))]
+        self.metadata.value = "<table style='font-size:12px'>" + "".join(
+            f"<tr><td style='padding-right:10px;color:#555'>{html.escape(str(k))}</td>"
+            f"<td>{html.escape(str(v))}</td></tr>" for k, v in rows) + "</table>"
