@@ -16,7 +16,7 @@ from .segmentation.edit import clean_points, stroke_mask
 from .segmentation.grow import grow_from
 from .segmentation.intensity import IntensityRange, learn_range
 from .segmentation.interpolate import fill_gaps, interpolate_masks
-from .segmentation.propagate import ExtendReport, ExtendRow, extend_label
+from .segmentation.propagate import ExtendReport, ExtendRow, ExtendStatus, extend_label
 from .validate import check_label, check_range, check_width
 
 
@@ -75,9 +75,9 @@ class OrganTools:
             t = self.candidates.organ_thresholds(z, label)
             regions = self.candidates.regions(z, t)
             allowed = np.isin(self.labels[z], (0, label))
+            band = self.candidates.ranges.get(label) or IntensityRange(t.organ, t.vessel)
             piece = (regions == regions[r, c]) if regions[r, c] else grow_from(
-                smooth, r, c, self.candidates.ranges.get(label) or IntensityRange(t.organ, t.vessel),
-                allowed=allowed & ~self._barrier(z), pixel_mm=self.pixel_mm)
+                smooth, r, c, band, allowed=allowed & ~self._barrier(z), pixel_mm=self.pixel_mm)
             piece &= allowed
             new = self.labels[z].copy()
             new[piece] = label
@@ -220,7 +220,8 @@ class OrganTools:
                         if progress is not None:
                             progress(min(done, total), total)
         if not labels:
-            report.rows.append(ExtendRow(z, 0, 0, "ended", "the slice has no label to extend"))
+            report.rows.append(ExtendRow(z, 0, 0, ExtendStatus.ENDED,
+                                         "the slice has no label to extend"))
         self.last_report = report
         n = len(step.patches)
         self.last_message = (f"extended to {n} slice(s)" if n else "nothing extended: "

@@ -53,8 +53,8 @@ def aorta_candidate(hu_slice: np.ndarray, pixel_mm: float) -> tuple[float, float
     sd = np.sqrt(np.maximum(sq - mean * mean, 0))
     around = ndimage.convolve(img, ring / ring.sum(), mode="nearest")
     peak = ndimage.maximum_filter(img, footprint=inner)
-    blood = (mean > -20) & (mean < 600) & (sd < MAX_INNER_SD) & (peak < mean + MAX_PEAK_ABOVE_HU) & (
-        mean - around >= MIN_CONTRAST_HU)
+    blood = ((mean > -20) & (mean < 600) & (sd < MAX_INNER_SD)
+             & (peak < mean + MAX_PEAK_ABOVE_HU) & (mean - around >= MIN_CONTRAST_HU))
     if not blood.any():
         return None
     i = int(np.argmax(np.where(blood, mean, -np.inf)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -57,6 +58,24 @@ class ExtendParams:
 DEFAULT_EXTEND = ExtendParams()
 
 
+class ExtendStatus(str, enum.Enum):
+    """What an extend did on a slice (a str, so it prints and compares as its value).
+
+    >>> ExtendStatus.LEAK == "leak", str(ExtendStatus.ENDED)
+    (True, 'ended')
+    """
+
+    LABELLED = "labelled"
+    ENDED = "ended"
+    LEAK = "leak"
+    JUMP = "jump"
+    ALREADY_LABELLED = "already labelled"
+    END_OF_SERIES = "end of series"
+
+    def __str__(self) -> str:
+        return self.value
+
+
 @dataclass
 class ExtendRow:
     """What happened on one slice."""
@@ -64,7 +83,7 @@ class ExtendRow:
     slice: int
     label: int
     pixels: int
-    status: str  # "labelled", "ended", "leak", "jump", "already labelled", "end of series"
+    status: ExtendStatus
     reason: str
 
 
@@ -77,7 +96,7 @@ class ExtendReport:
     @property
     def slices(self) -> tuple[int, ...]:
         """Slices whose labels changed."""
-        return tuple(sorted({r.slice for r in self.rows if r.status == "labelled"}))
+        return tuple(sorted({r.slice for r in self.rows if r.status == ExtendStatus.LABELLED}))
 
     def text(self) -> str:
         """One human line per slice."""
@@ -112,13 +131,13 @@ def carry(source: np.ndarray, regions: np.ndarray, free: np.ndarray, *, pixel_mm
     Returns
     -------
     mask, status, reason
-        ``status`` is ``"labelled"`` (``mask`` is the new label) or ``"ended"``, ``"leak"``,
-        ``"jump"`` (``mask`` is empty and propagation stops).
+        ``status`` is ``LABELLED`` (``mask`` is the new label) or ``ENDED``, ``LEAK``,
+        ``JUMP`` (``mask`` is empty and propagation stops), an :class:`ExtendStatus`.
     """
     mask = np.zeros(source.shape, bool)
     n_src = int(np.count_nonzero(source))
     if n_src == 0:
-        return mask, "ended", "no label on the previous slice"
+        return mask, ExtendStatus.ENDED, "no label on the previous slice"
     n = int(regions.max()) + 1
     size = np.bincount(regions.ravel(), minlength=n)
     overlap = np.bincount(regions[source], minlength=n)
@@ -147,21 +166,23 @@ def _carry_box(source, joined, free, n_src, *, pixel_mm, params):
     px2 = pixel_mm * pixel_mm
     cover = int(np.count_nonzero(mask & source)) / n_src
     if area * px2 < params.min_area_mm2 or cover < params.min_cover:
-        return empty, "ended", (f"the organ ended: {cover:.0%} of the previous label has a "
-                                f"matching region here ({area * px2:.0f} mm^2)")
+        return empty, ExtendStatus.ENDED, (
+            f"the organ ended: {cover:.0%} of the previous label has a matching region here "
+            f"({area * px2:.0f} mm^2)")
     if area > params.max_growth * n_src:
-        return empty, "leak", (f"leak: the label would grow x{area / n_src:.1f} even within "
-                               f"{params.margin_mm:g} mm of the previous outline")
+        return empty, ExtendStatus.LEAK, (
+            f"leak: the label would grow x{area / n_src:.1f} even within {params.margin_mm:g} mm "
+            "of the previous outline")
     jump = np.hypot(*(np.mean(np.nonzero(mask), axis=1)
                       - np.mean(np.nonzero(source), axis=1))) * pixel_mm
     radius = np.sqrt(n_src * px2 / np.pi)
     if jump > max(params.max_jump_mm, params.max_jump_radius * radius):
-        return empty, "jump", (f"jump: the centre moved {jump:.0f} mm (the label's radius is "
-                               f"{radius:.0f} mm)")
+        return empty, ExtendStatus.JUMP, (
+            f"jump: the centre moved {jump:.0f} mm (the label's radius is {radius:.0f} mm)")
     reason = f"{cover:.0%} overlap, area x{area / n_src:.2f}"
     if clipped:
         reason += f", clipped to {params.margin_mm:g} mm around the previous outline"
-    return mask, "labelled", reason
+    return mask, ExtendStatus.LABELLED, reason
 
 
 def _main_pieces(mask, source, params):
@@ -209,8 +230,8 @@ def extend_label(get_labels: Callable[[int], np.ndarray], get_regions: Callable[
     for _ in range(limit):
         target += direction
         if not 0 <= target < n_slices:
-            yield target - direction, None, ExtendRow(target - direction, label, 0,
-                                                      "end of series", "last slice reached")
+            yield target - direction, None, ExtendRow(
+                target - direction, label, 0, ExtendStatus.END_OF_SERIES, "last slice reached")
             return
         current = get_labels(target)
         if (current == label).any():
@@ -220,12 +241,12 @@ def extend_label(get_labels: Callable[[int], np.ndarray], get_regions: Callable[
         mask, status, reason = carry(source, get_regions(target), current == 0,
                                      pixel_mm=pixel_mm, params=params)
         area = int(mask.sum())
-        if (status == "labelled" and smallest < params.taper * start_area
+        if (status == ExtendStatus.LABELLED and smallest < params.taper * start_area
                 and area > max(params.regrow * smallest, smallest + min_px)):
-            status, reason = "leak", (f"leak: the label grows again (x{area / smallest:.1f} the "
-                                      "smallest area) after the organ tapered: another "
-                                      "structure takes over")
-        if status != "labelled":
+            status, reason = ExtendStatus.LEAK, (
+                f"leak: the label grows again (x{area / smallest:.1f} the smallest area) after "
+                "the organ tapered: another structure takes over")
+        if status != ExtendStatus.LABELLED:
             yield target, None, ExtendRow(target, label, 0, status, reason)
             return
         smallest = min(smallest, area)
@@ -259,11 +280,12 @@ def _complete(get_labels, get_regions, source, target, label, direction, n_slice
         big = np.bincount(pieces.ravel(), minlength=n + 1) >= params.min_share * have.sum()
         big[0] = False
         added = big[pieces]
-        if status != "labelled" or not added.any():
-            yield target, None, ExtendRow(target, label, int(have.sum()), "already labelled",
+        if status != ExtendStatus.LABELLED or not added.any():
+            yield target, None, ExtendRow(target, label, int(have.sum()),
+                                          ExtendStatus.ALREADY_LABELLED,
                                           "the slice already has this label: stop here")
             return
-        yield target, added, ExtendRow(target, label, int(added.sum()), "labelled",
+        yield target, added, ExtendRow(target, label, int(added.sum()), ExtendStatus.LABELLED,
                                        "completed: the label gained a part carried from the "
                                        "neighbouring slice")
         source = have | added
