@@ -148,7 +148,7 @@ class Session(OrganTools):
         self.candidates.compute(zs, progress)
 
     def _smooth(self, z: int) -> np.ndarray:
-        return smooth_slice(self.study.hu[z], pixel_mm=self.pixel_mm,
+        return smooth_slice(self.study.hu[z], pixel_mm=self.pixel_mm, noise_sd=self.noise_sd,
                             params=self.candidates.params)
 
     def _point(self, z: int, row, col, nothing: str) -> tuple[int, int] | None:

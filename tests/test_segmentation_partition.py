@@ -110,7 +110,8 @@ def test_cropping_to_the_candidates_changes_nothing():
     for pixel_mm in (0.7, 1.0, 3.0):
         cropped = partition(hu, T, pixel_mm=pixel_mm, noise_sd=15.0)
         whole = _partition_box(hu, T, pixel_mm=pixel_mm, barrier=None,
-                               step_hu=DEFAULT_PARAMS.step_sds * 15.0, params=DEFAULT_PARAMS)
+                               step_hu=DEFAULT_PARAMS.step_sds * 15.0, noise_sd=15.0,
+                               params=DEFAULT_PARAMS)
         assert cropped.max() >= 2
         assert (cropped == whole).all()
 

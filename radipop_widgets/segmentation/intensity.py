@@ -84,7 +84,7 @@ class RangeParams:
     above_min_hu: float = 45.0
     floor_hu: float = TISSUE_HU["fat"][1] + 30.0
     keep_below_hu: float = 30.0
-    keep_above_sds: float = 0.0
+    keep_above_sds: float = 1.0
     region_sds: float = 3.0
     region_min_hu: float = 20.0
 

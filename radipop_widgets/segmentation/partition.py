@@ -17,6 +17,8 @@ class PartitionParams:
     """Sizes in mm / mm^2 so that studies of any pixel size behave alike.
 
     smooth_mm : Gaussian smoothing sigma before thresholding.
+    smooth_noise_hu : the sigma grows until the smoothed noise is about this (see
+        :func:`smoothing_px`); 0 turns that off.
     bone_margin_mm : bone is removed with this margin (its partial-volume rim).
     hole_mm2 : holes up to this area are filled (vessels, lesions inside an organ).
     fat_min_hu, fat_hu, fat_hole_mm2 : holes mostly darker than ``fat_hu`` (smoothed) are fat, never
@@ -51,6 +53,7 @@ class PartitionParams:
     """
 
     smooth_mm: float = 1.0
+    smooth_noise_hu: float = 8.0
     bone_margin_mm: float = 2.0
     hole_mm2: float = 400.0
     fat_min_hu: float = -200.0
@@ -86,11 +89,28 @@ def _disk(radius_px: float) -> np.ndarray:
     return x * x + y * y <= radius_px * radius_px + 1e-9
 
 
-def smooth_slice(hu_slice: np.ndarray, *, pixel_mm: float,
-                 params: PartitionParams = DEFAULT_PARAMS) -> np.ndarray:
-    """Gaussian-smoothed float32 slice (sigma ``params.smooth_mm``)."""
-    hu = np.asarray(hu_slice, dtype=np.float32)
+def smoothing_px(pixel_mm: float, noise_sd: float | None = None,
+                 params: PartitionParams = DEFAULT_PARAMS) -> float:
+    """Gaussian sigma in pixels: ``smooth_mm``, or more where the noise needs it.
+
+    A Gaussian of sigma ``s`` pixels divides white noise by about ``2 sqrt(pi) s``; the
+    sigma grows until a pixel's noise ``noise_sd`` comes down to ``smooth_noise_hu``
+    (noisy or thick-pixel studies, where 1 mm is less than a pixel).
+
+    >>> smoothing_px(1.0), round(smoothing_px(3.0, noise_sd=35.0), 2)
+    (1.0, 1.23)
+    """
     sigma = params.smooth_mm / pixel_mm
+    if noise_sd is not None and np.isfinite(noise_sd) and params.smooth_noise_hu > 0:
+        sigma = max(sigma, noise_sd / (2 * np.sqrt(np.pi) * params.smooth_noise_hu))
+    return float(sigma)
+
+
+def smooth_slice(hu_slice: np.ndarray, *, pixel_mm: float, noise_sd: float | None = None,
+                 params: PartitionParams = DEFAULT_PARAMS) -> np.ndarray:
+    """Gaussian-smoothed float32 slice (sigma :func:`smoothing_px`)."""
+    hu = np.asarray(hu_slice, dtype=np.float32)
+    sigma = smoothing_px(pixel_mm, noise_sd, params)
     return ndimage.gaussian_filter(hu, sigma, truncate=2.5) if sigma >= 0.3 else hu
 
 
@@ -361,7 +381,8 @@ def partition(hu_slice: np.ndarray, thresholds: Thresholds, *, pixel_mm: float,
     barrier : bool ndarray, optional
         Pixels that no region may contain or cross (user cuts, 4-connected lines).
     noise_sd : float, optional
-        Noise SD of a pixel in HU (for ``params.step_sds``); None = measured on the slice.
+        Noise SD of a pixel in HU (for the smoothing and ``params.step_sds``); None =
+        measured on the slice.
     params : PartitionParams
         Smoothing, morphology and splitting sizes.
 
@@ -373,26 +394,26 @@ def partition(hu_slice: np.ndarray, thresholds: Thresholds, *, pixel_mm: float,
     if not (np.isfinite(pixel_mm) and pixel_mm > 0):
         raise ValueError(f"pixel_mm must be a positive number, got {pixel_mm!r}")
     hu_slice = np.asarray(hu_slice)
-    box = _candidate_box(hu_slice, thresholds, pixel_mm=pixel_mm, params=params)
+    if noise_sd is None:
+        try:
+            noise_sd = measure_noise_sd(hu_slice)
+        except ValueError:          # no soft tissue: nothing to split or to smooth out
+            noise_sd = np.inf
+    sigma = smoothing_px(pixel_mm, noise_sd, params)
+    box = _candidate_box(hu_slice, thresholds, pixel_mm=pixel_mm, sigma_px=sigma, params=params)
     out = np.zeros(hu_slice.shape, np.int32)
     if box is None:
         return out
-    step_hu = np.inf
-    if params.step_sds > 0:
-        if noise_sd is None:
-            try:
-                noise_sd = measure_noise_sd(hu_slice[box])
-            except ValueError:          # no soft tissue: nothing to split
-                noise_sd = np.inf
-        step_hu = max(params.step_sds * noise_sd, params.step_min_hu)
+    step_hu = max(params.step_sds * noise_sd, params.step_min_hu) if params.step_sds > 0 \
+        else np.inf
     out[box] = _partition_box(hu_slice[box], thresholds, pixel_mm=pixel_mm,
                               barrier=None if barrier is None else barrier[box],
-                              step_hu=step_hu, params=params)
+                              step_hu=step_hu, noise_sd=noise_sd, params=params)
     return out
 
 
 def _candidate_box(hu_slice: np.ndarray, thresholds: Thresholds, *, pixel_mm: float,
-                   params: PartitionParams) -> tuple[slice, slice] | None:
+                   sigma_px: float, params: PartitionParams) -> tuple[slice, slice] | None:
     """Bounding box of the body and of the pixels above the lowest threshold, with a margin.
 
     Outside it nothing can become a region: a smoothed pixel is a weighted mean of raw
@@ -407,7 +428,7 @@ def _candidate_box(hu_slice: np.ndarray, thresholds: Thresholds, *, pixel_mm: fl
         return None
     cols = np.flatnonzero(above.any(axis=0))
     f = working_factor(pixel_mm, params)
-    reach = 2.5 * params.smooth_mm / pixel_mm
+    reach = 2.5 * sigma_px
     pad = int(np.ceil(2 * reach + (params.closing_mm + params.bone_margin_mm) / pixel_mm)) + 2 * f
     h, w = hu_slice.shape
     r0, c0 = max(rows[0] - pad, 0) // f * f, max(cols[0] - pad, 0) // f * f
@@ -415,9 +436,10 @@ def _candidate_box(hu_slice: np.ndarray, thresholds: Thresholds, *, pixel_mm: fl
     return slice(int(r0), int(r1)), slice(int(c0), int(c1))
 
 
-def _partition_box(hu_slice, thresholds, *, pixel_mm, barrier, step_hu, params) -> np.ndarray:
+def _partition_box(hu_slice, thresholds, *, pixel_mm, barrier, step_hu, noise_sd,
+                   params) -> np.ndarray:
     """:func:`partition` of a crop that holds every candidate pixel."""
-    smooth = smooth_slice(hu_slice, pixel_mm=pixel_mm, params=params)
+    smooth = smooth_slice(hu_slice, pixel_mm=pixel_mm, noise_sd=noise_sd, params=params)
     f = working_factor(pixel_mm, params)
     if f == 1:
         mask = foreground(smooth, thresholds, pixel_mm=pixel_mm, params=params)
