@@ -259,3 +259,16 @@ def test_intensity_step_separates_touching_tissues_of_different_hu():
     hu2 = np.where(hu > 140, hu - 30, hu).astype(np.int16)
     same = partition(hu2, t, pixel_mm=1.0, noise_sd=12.0)
     assert same[60, 50] == same[60, 135] > 0
+
+
+def test_an_organ_cut_by_the_field_of_view_is_not_body_wall():
+    # a field of view smaller than the patient: the image edge is not the skin, so the
+    # organ lying on it stays one candidate region (not a strip of "body wall")
+    hu = np.full((160, 160), -100.0)
+    hu[20:140, 0:90] = 60                                  # organ running off the left edge
+    rng = np.random.default_rng(3)
+    hu = (hu + rng.normal(0, 5, hu.shape)).astype(np.int16)
+    regions = partition(hu, T, pixel_mm=1.0, noise_sd=5.0)
+    organ = hu > 30
+    ids, counts = np.unique(regions[organ], return_counts=True)
+    assert counts[ids > 0].max() > 0.95 * organ.sum()

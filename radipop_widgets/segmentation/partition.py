@@ -216,9 +216,12 @@ def body_wall(smooth: np.ndarray, thresholds: Thresholds, *, pixel_mm: float,
     if params.wall_reach_mm <= 0 and params.band_mm <= 0:
         return empty
     body = ndimage.binary_fill_holes(smooth > params.body_hu)
-    if not body.any():
+    if not body.any() or body.all():
         return empty
-    depth = ndimage.distance_transform_edt(np.pad(body, 1))[1:-1, 1:-1] * pixel_mm
+    # depth below the body outline; where the body leaves the image (a field of view
+    # smaller than the patient) the image edge is not skin: the body goes on beyond it
+    depth = ndimage.distance_transform_edt(np.pad(body, 1, constant_values=True))[1:-1, 1:-1]
+    depth *= pixel_mm
     bone = (smooth > thresholds.bone) & body
     ribs = empty
     if params.wall_reach_mm > 0 and bone.any():
