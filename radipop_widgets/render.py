@@ -1,4 +1,5 @@
-"""Display rendering: HU to grey levels. Windowing is for display only."""
+"""Display rendering: HU to grey levels (windowing is for display only), the label overlay,
+and the preview of an edit not applied yet."""
 
 from __future__ import annotations
 
@@ -77,8 +78,8 @@ def overlay_palette(opacity: float = 0.5) -> np.ndarray:
     return palette
 
 
-def overlay_indexed(labels2d: np.ndarray, regions2d: np.ndarray, selected_region: int | None = None,
-                    outline: bool = False) -> np.ndarray:
+def overlay_indexed(labels2d: np.ndarray, regions2d: np.ndarray,
+                    selected: np.ndarray | int | None = None, outline: bool = False) -> np.ndarray:
     """Palette indices of the label overlay of one slice (see ``overlay_palette``).
 
     Parameters
@@ -87,8 +88,10 @@ def overlay_indexed(labels2d: np.ndarray, regions2d: np.ndarray, selected_region
         Organ labels (0 none, 1 liver, 2 spleen, 3.. other).
     regions2d : ndarray of int, shape (rows, cols)
         Candidate regions (0 background).
-    selected_region : int or None
-        Region id drawn brighter.
+    selected : ndarray of bool, shape (rows, cols), int or None
+        The selected pixels, drawn brighter: a mask (``Session.selected_mask``, which
+        need not be one of ``regions2d``: a click finds its region with the intensity
+        range under it) or the id of a region of ``regions2d``.
     outline : bool
         Draw only the edges of labels and regions instead of filling them.
 
@@ -100,13 +103,19 @@ def overlay_indexed(labels2d: np.ndarray, regions2d: np.ndarray, selected_region
     regions2d = np.asarray(regions2d)
     if labels2d.shape != regions2d.shape or labels2d.ndim != 2:
         raise ValueError(f"labels {labels2d.shape} and regions {regions2d.shape} must be the same 2-D shape")
+    if selected is None or np.ndim(selected) == 0:
+        selected = regions2d == int(selected) if selected else np.zeros(labels2d.shape, bool)
+    selected = np.asarray(selected, bool)
+    if selected.shape != labels2d.shape:
+        raise ValueError(f"the selection {selected.shape} must have the labels' shape "
+                         f"{labels2d.shape}")
     cls = _CLASS_OF_LABEL[labels2d.astype(np.uint8, copy=False)]
-    cls[(cls < 0) & (regions2d > 0)] = _CANDIDATE
+    cls[(cls < 0) & ((regions2d > 0) | selected)] = _CANDIDATE
     index = (1 + 4 * cls).astype(np.int16)
-    if selected_region:
-        index[regions2d == int(selected_region)] += 2
-    # An edge pixel touches a 4-neighbour with another label or region.
-    key = labels2d.astype(np.int64) << 32 | regions2d.astype(np.int64)
+    index[selected] += 2
+    # An edge pixel touches a 4-neighbour with another label, region or selection.
+    key = (labels2d.astype(np.int64) << 33 | regions2d.astype(np.int64) << 1
+           | selected.astype(np.int64))
     edge = np.zeros(key.shape, dtype=bool)
     diff = key[1:, :] != key[:-1, :]
     edge[1:, :] |= diff
@@ -121,8 +130,9 @@ def overlay_indexed(labels2d: np.ndarray, regions2d: np.ndarray, selected_region
     return index.astype(np.uint8)
 
 
-def overlay_rgba(labels2d: np.ndarray, regions2d: np.ndarray, selected_region: int | None = None,
-                 opacity: float = 0.5, outline: bool = False) -> np.ndarray:
+def overlay_rgba(labels2d: np.ndarray, regions2d: np.ndarray,
+                 selected: np.ndarray | int | None = None, opacity: float = 0.5,
+                 outline: bool = False) -> np.ndarray:
     """RGBA image of the label overlay of one slice.
 
     Each organ in its colour of ``labels.ORGANS`` (liver red, spleen blue, other labels
@@ -131,7 +141,7 @@ def overlay_rgba(labels2d: np.ndarray, regions2d: np.ndarray, selected_region: i
 
     Parameters
     ----------
-    labels2d, regions2d, selected_region, outline
+    labels2d, regions2d, selected, outline
         As in ``overlay_indexed``.
     opacity : float
         Alpha of filled labels, 0..1.
@@ -146,4 +156,52 @@ def overlay_rgba(labels2d: np.ndarray, regions2d: np.ndarray, selected_region: i
     >>> rgba[0, 0].tolist(), rgba[0, 1, :3].tolist()
     ([230, 30, 30, 255], [40, 200, 70])
     """
-    return overlay_palette(opacity)[overlay_indexed(labels2d, regions2d, selected_region, outline)]
+    return overlay_palette(opacity)[overlay_indexed(labels2d, regions2d, selected, outline)]
+
+
+def preview_indexed(mask: np.ndarray, dash: int = 6, stripe: int = 5,
+                    edge_px: int = 2) -> np.ndarray:
+    """Palette indices of an edit shown before it is applied (see ``preview_palette``): a
+    dashed outline (1) and thin diagonal stripes inside (2), the rest transparent (0), so
+    the CT and the overlay under it stay visible.
+
+    Parameters
+    ----------
+    mask : ndarray of bool, shape (rows, cols)
+        What the edit would add.
+    dash : int
+        Length of the outline's dashes and gaps, in pixels.
+    stripe : int
+        Distance between the stripes, in pixels.
+    edge_px : int
+        Width of the outline, in pixels.
+
+    Examples
+    --------
+    >>> preview_indexed(np.ones((3, 4), bool), dash=2, stripe=3, edge_px=1).tolist()
+    [[1, 1, 0, 0], [1, 0, 2, 0], [0, 0, 1, 1]]
+    """
+    mask = np.asarray(mask, bool)
+    if mask.ndim != 2:
+        raise ValueError(f"the preview mask must be 2-D, got shape {mask.shape}")
+    inner = mask
+    for _ in range(edge_px):
+        padded = np.pad(inner, 1)
+        inner = padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
+    rows, cols = np.indices(mask.shape)
+    index = np.zeros(mask.shape, np.uint8)
+    index[inner & ((rows + cols) % stripe == 0)] = 2
+    index[mask & ~inner & ((rows // dash + cols // dash) % 2 == 0)] = 1
+    return index
+
+
+def preview_palette(rgb) -> np.ndarray:
+    """RGBA palette (3, 4) of ``preview_indexed``: transparent, the outline in ``rgb``,
+    the stripes in ``rgb`` lightened.
+
+    >>> preview_palette((230, 30, 30)).tolist()
+    [[0, 0, 0, 0], [230, 30, 30, 255], [242, 142, 142, 220]]
+    """
+    rgb = np.asarray(rgb, np.float32)
+    light = np.rint(rgb + (255.0 - rgb) * 0.5)
+    return np.array([(0, 0, 0, 0), (*rgb, 255), (*light, 220)], np.uint8)

@@ -16,7 +16,7 @@ import pytest
 from scipy import ndimage
 
 from radipop_widgets.app import App
-from radipop_widgets.app.viewer import larger_scales
+from radipop_widgets.app.viewer import INTERACTION, larger_scales
 from radipop_widgets.errors import MissingSliceError, RadipopError
 from radipop_widgets.io.phantom import PHANTOM_METADATA, phantom_study, write_phantom_series
 from radipop_widgets.labels import LIVER, SPLEEN
@@ -38,17 +38,20 @@ def app(phantom, tmp_path):
 
 
 def organ_point(app, reference, label):
-    """(x, y) canvas position deep inside the candidate region of ``label`` on the shown slice."""
+    """(x, y) canvas position deep inside the candidate region of ``label`` on the shown
+    slice, on the organ's own tissue (a click on a vessel inside it learns the vessel)."""
     regions = app.session.regions(app.z)
     ids, counts = np.unique(regions[reference[app.z] == label], return_counts=True)
     region = regions == ids[np.argmax(np.where(ids > 0, counts, 0))]
-    row, col = np.unravel_index(np.argmax(ndimage.distance_transform_edt(region)), region.shape)
+    local = ndimage.uniform_filter(app.session.study.hu[app.z].astype(float), 3)
+    tissue = region & (np.abs(local - np.median(local[reference[app.z] == label])) < 15)
+    row, col = np.unravel_index(np.argmax(ndimage.distance_transform_edt(tissue)), region.shape)
     return col + 0.5, row + 0.5, region
 
 
 def browser_event(app, event, **content):
     """Deliver an event as the browser does (through ipycanvas and the guarded callbacks)."""
-    app.viewer.canvas[2]._handle_frontend_event(None, {"event": event, **content}, [])
+    app.viewer.canvas[INTERACTION]._handle_frontend_event(None, {"event": event, **content}, [])
 
 
 def errors(app):
@@ -85,7 +88,7 @@ def test_label_key_needs_a_selection_on_this_slice(app, phantom):
 @pytest.mark.parametrize("x, y", [(-1e12, 5), (5, 1e12), (math.nan, 5), (math.inf, 3),
                                   ("7", 7), (None, None), (True, 3), ([1], 2), (128, 5)])
 def test_hostile_coordinates_change_nothing(app, x, y):
-    for tool in ("select", "draw", "cut"):
+    for tool in ("select", "grow", "draw", "cut"):
         app.set_tool(tool)
         for event in ("mouse_down", "mouse_move", "mouse_up", "mouse_out"):
             browser_event(app, event, x=x, y=y)

@@ -15,11 +15,12 @@ from radipop_widgets.render import overlay_palette
 
 HELP = [
     ("↑ / ↓, Page Up / Page Down, mouse wheel", "next / previous slice (↑ towards the head)"),
-    ("S, D, E, C", "tools: Select, Draw, Erase, Cut"),
+    ("S, G, D, E, C", "tools: Select, Grow, Draw, Erase, Cut"),
     ("1, 2, 3", "label the selected region Liver, Spleen, Other"),
     ("0 or Delete", "remove the label of the selected region"),
+    ("F", "fill the brush label between labelled slices (a preview: Apply or Esc)"),
     ("Ctrl+Z / Ctrl+Y (or Ctrl+Shift+Z)", "undo / redo"),
-    ("Esc", "abandon the stroke being drawn"),
+    ("Esc", "abandon the stroke being drawn or the fill preview"),
 ]
 
 
@@ -48,9 +49,10 @@ def test_one_table_gives_the_help_rows_and_the_help_tab(app):
 @pytest.mark.parametrize("press, expected", [
     (("ArrowUp",), ("step_slice", 1)), (("PageDown",), ("step_slice", -1)),
     (("S", True), ("set_tool", "select")), (("c",), ("set_tool", "cut")),
+    (("g",), ("set_tool", "grow")), (("F",), ("fill_preview",)),
     (("2",), ("assign", 2)), (("Backspace",), ("assign", BACKGROUND)),
     (("z", False, True), ("undo",)), (("Z", True, False, True), ("redo",)),
-    (("y", True, True), ("redo",)), (("Escape",), ("cancel_stroke",)),
+    (("y", True, True), ("redo",)), (("Escape",), ("cancel",)),
 ])
 def test_dispatch(app, press, expected):
     commands = Recorder()
@@ -69,7 +71,8 @@ def test_unbound_and_hostile_keys_do_nothing(app, press):
 def test_the_browser_helper_forwards_exactly_the_bound_keys(app):
     plain, command = app.key_map.browser_keys()
     assert command == ["Y", "Z", "y", "z"]
-    assert {"ArrowUp", "PageDown", "Escape", "Delete", "0", "1", "3", "s", "S", "c"} <= set(plain)
+    assert {"ArrowUp", "PageDown", "Escape", "Delete", "0", "1", "3", "s", "S", "c", "g", "G",
+            "f", "F"} <= set(plain)
     assert "z" not in plain and "Enter" not in plain
     helper = html.unescape(app.key_map.helper_html())
     assert '"ArrowDown"' in helper and "PLAIN_KEYS" not in helper

@@ -1,4 +1,5 @@
-"""Overlay colours (render.overlay_rgba) and the viewer's image encoding and strip."""
+"""Overlay colours (render.overlay_rgba), the preview of a pending edit, and the viewer's
+image encoding and strip."""
 
 from __future__ import annotations
 
@@ -7,9 +8,16 @@ import io
 import numpy as np
 import pytest
 from PIL import Image
+from scipy import ndimage
 
 from radipop_widgets.app.viewer import Viewer, overview_strip, palette_png
-from radipop_widgets.render import overlay_indexed, overlay_palette, overlay_rgba
+from radipop_widgets.render import (
+    overlay_indexed,
+    overlay_palette,
+    overlay_rgba,
+    preview_indexed,
+    preview_palette,
+)
 
 
 @pytest.fixture
@@ -45,11 +53,46 @@ def test_colours_per_label_and_candidates(slice2d):
 
 
 def test_selected_region_is_brighter(slice2d):
-    plain = overlay_rgba(*slice2d, opacity=0.5).astype(int)
-    selected = overlay_rgba(*slice2d, selected_region=3, opacity=0.5).astype(int)
+    labels, regions = slice2d
+    plain = overlay_rgba(labels, regions, opacity=0.5).astype(int)
+    selected = overlay_rgba(labels, regions, selected=regions == 3, opacity=0.5).astype(int)
     assert selected[30, 10, :3].sum() > plain[30, 10, :3].sum()
     assert selected[30, 10, 3] > plain[30, 10, 3]
     np.testing.assert_array_equal(selected[:20], plain[:20])   # other regions unchanged
+    by_id = overlay_rgba(labels, regions, selected=3, opacity=0.5)   # or by region id
+    np.testing.assert_array_equal(by_id, selected)
+
+
+def test_a_selection_that_is_no_candidate_region_is_drawn(slice2d):
+    """A click finds its region with its own intensity range: the selection may cover
+    background and only part of a candidate region, and is drawn as it is."""
+    labels, regions = slice2d
+    selection = np.zeros(labels.shape, bool)
+    selection[22:30, 8:15] = True               # background and the top of region 3
+    rgba = overlay_rgba(labels, regions, selected=selection, opacity=0.5).astype(int)
+    plain = overlay_rgba(labels, regions, opacity=0.5).astype(int)
+    assert dominant(rgba[23, 12]) == "green" and plain[23, 12, 3] == 0
+    assert rgba[27, 12, 3] > plain[27, 12, 3] and rgba[32, 12, 3] == plain[32, 12, 3]
+    index = overlay_indexed(labels, regions, selected=selection, outline=True)
+    assert index[22, 12] and index[29, 12] and not index[23, 12]   # its own outline
+    with pytest.raises(ValueError, match="the selection"):
+        overlay_indexed(labels, regions, selected=selection[:-1])
+
+
+def test_preview_is_a_dashed_outline_with_stripes():
+    mask = np.zeros((30, 40), bool)
+    mask[5:25, 5:35] = True
+    index = preview_indexed(mask)
+    inner = ndimage.binary_erosion(mask, iterations=2)
+    edge = mask & ~inner                                        # two pixels wide
+    assert set(np.unique(index[edge])) == {0, 1}                # dashes and gaps
+    assert 0.3 < (index[edge] == 1).mean() < 0.7
+    assert (index[~mask] == 0).all()
+    assert set(np.unique(index[inner])) == {0, 2} and (index[inner] == 2).mean() < 0.3
+    palette = preview_palette((30, 90, 255))
+    assert palette[0, 3] == 0 and palette[1, 3] == 255 and tuple(palette[1, :3]) == (30, 90, 255)
+    with pytest.raises(ValueError, match="2-D"):
+        preview_indexed(mask[None])
 
 
 def test_outline_keeps_only_edges_and_opacity_scales(slice2d):
@@ -62,10 +105,12 @@ def test_outline_keeps_only_edges_and_opacity_scales(slice2d):
 
 
 def test_palette_png_is_lossless_rgba(slice2d):
-    index = overlay_indexed(*slice2d, selected_region=2)
+    labels, regions = slice2d
+    index = overlay_indexed(labels, regions, selected=regions == 2)
     palette = overlay_palette(0.7)
     decoded = np.array(Image.open(io.BytesIO(palette_png(index, palette))).convert("RGBA"))
-    np.testing.assert_array_equal(decoded, overlay_rgba(*slice2d, selected_region=2, opacity=0.7))
+    np.testing.assert_array_equal(decoded, overlay_rgba(labels, regions, selected=regions == 2,
+                                                        opacity=0.7))
 
 
 def test_ct_layer_is_lossless_grey_png():

@@ -1,10 +1,12 @@
-"""State the app must not copy: each threshold slider sends only its own value, and the
-brush preview and the painted stroke use the Session's one pixel size."""
+"""State the app must not copy: each threshold slider sends only its own value, the brush
+preview and the painted stroke use the Session's one pixel size, and a new browser view
+gets the widgets' state as it is now."""
 
 from __future__ import annotations
 
 import dataclasses
 
+import ipywidgets as widgets
 import numpy as np
 import pytest
 
@@ -64,3 +66,17 @@ def test_brush_preview_is_as_wide_as_the_painted_stroke(study, tmp_path):
     assert painted > 0
     assert abs(preview - painted) <= 1, (f"preview {preview:g} px wide, "
                                          f"painted stroke {painted} px")
+
+
+def test_a_new_browser_view_gets_every_widget_state_again(app, monkeypatch):
+    """The page can be built from widget states older than what the loading job set: when
+    the image's view is ready, every widget's state is sent again, once."""
+    sent = []
+    monkeypatch.setattr(widgets.Widget, "send_state", lambda self, key=None: sent.append(self))
+    app.viewer.canvas[INTERACTION]._handle_frontend_event(None, {"event": "client_ready"}, [])
+    ids = [w.model_id for w in sent]
+    assert len(ids) == len(set(ids)) > 100
+    for widget in (app.header.title, app.tabs, app.resume_panel.widget.layout,
+                   app.fill.actions.layout, app.thresholds.sliders["organ"],
+                   app.navigation.text, app.messages.output, app.segment.tool_buttons.style):
+        assert widget.model_id in ids

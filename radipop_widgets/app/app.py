@@ -3,8 +3,9 @@
 Each panel owns its widgets and handlers and talks to a narrow
 :class:`~radipop_widgets.app.context.Context` (session, viewer, messages, jobs, slice
 shown): ``header``, ``navigation`` (slices, overview strip), ``segment`` (tools and
-labels), ``thresholds``, ``extend_panel``, ``view`` (window and overlay), ``studies``,
-``resume_panel`` and ``save_panel``. ``App`` lays them out, routes the image's events,
+labels), ``thresholds`` (with the organs' ranges), ``extend_panel``, ``fill`` (fill
+between slices), ``view`` (window and overlay), ``studies``, ``resume_panel`` and
+``save_panel``. ``App`` lays them out, routes the image's events,
 reacts to session changes, and keeps the handlers (``set_slice``, ``mouse_down``,
 ``assign``, ``extend``, ``save``, ...) as plain methods: tests and notebooks call them.
 Every value that comes from the browser is validated and clamped before it reaches the
@@ -24,6 +25,7 @@ from ..io.phantom import phantom_study_path
 from ..session import Session
 from .context import Context
 from .extend import ExtendPanel
+from .fill import FillPanel
 from .header import Header
 from .jobs import JobRunner
 from .keys import KeyMap, key_table
@@ -34,7 +36,7 @@ from .save import SavePanel
 from .segment import SegmentPanel
 from .studies import StudyPanel
 from .thresholds import ThresholdsPanel
-from .ui import heading, tagged
+from .ui import heading, send_states, tagged
 from .view import ViewPanel
 from .viewer import Viewer
 
@@ -85,6 +87,7 @@ class App:
         self.segment = SegmentPanel(ctx)
         self.thresholds = ThresholdsPanel(ctx)
         self.extend_panel = ExtendPanel(ctx)
+        self.fill = FillPanel(ctx, self.segment.brush)
         self.view = ViewPanel(ctx)
         self.resume_panel = ResumePanel(ctx, self.workspace,
                                         lambda session: self._show_session(session, offer=False))
@@ -111,7 +114,8 @@ class App:
                                                            width="fit-content"))
         left = w.VBox([image, self.viewer.strip, self.navigation.row],
                       layout=w.Layout(flex="0 0 auto"))
-        segment = w.VBox([*self.segment.rows, *self.thresholds.rows, *self.extend_panel.rows])
+        segment = w.VBox([*self.segment.tool_rows, *self.fill.rows, *self.segment.label_rows,
+                          *self.thresholds.rows, *self.extend_panel.rows])
         self.tabs = w.Tab(children=[segment, self.view.widget, self.studies.widget,
                                     self.save_panel.widget, w.HTML(self.key_map.help_html())],
                           layout=w.Layout(width="100%"))
@@ -130,7 +134,7 @@ class App:
 
     def _bind_image(self) -> None:
         cb, canvas, strip = self.ctx.callback, self.viewer.canvas, self.viewer.strip
-        canvas.on_client_ready(cb("Drawing the image")(self.viewer.redraw))
+        canvas.on_client_ready(cb("Drawing the image")(self._client_ready))
         canvas.on_mouse_down(cb("Handling a click")(self.segment.mouse_down))
         canvas.on_mouse_move(cb("Handling the mouse")(self.segment.mouse_move))
         canvas.on_mouse_up(cb("Handling a click")(self.segment.mouse_up))
@@ -139,6 +143,13 @@ class App:
         canvas.on_key_down(cb("Handling a key")(self.key))
         strip.on_mouse_down(cb("Changing slice")(self.navigation.strip_click))
         strip.on_key_down(cb("Handling a key")(self.key))
+
+    def _client_ready(self) -> None:
+        """A new browser view: send it every widget's state, then the image. The page may
+        have been built from widget states older than what the loading job set (Voilà
+        builds it while the study loads), and updates sent before it connected are lost."""
+        send_states(self.widget)
+        self.viewer.redraw()
 
     def _repr_mimebundle_(self, **kwargs):
         return self.widget._repr_mimebundle_(**kwargs)
@@ -154,7 +165,7 @@ class App:
     def _show_session(self, session, offer: bool = True) -> None:
         """Bind the panels to ``session`` and (``offer``) offer the study's saved session."""
         study = session.study
-        self.segment.cancel()
+        self.cancel()
         self.ctx.session = session
         session.add_listener(self._listener)
         n, rows, cols = study.shape
@@ -178,6 +189,7 @@ class App:
         self.thresholds.sync()
         self.view.render_ct()
         self.view.render_overlay()
+        self.fill.render()
         self.navigation.render_strip()
 
     def _session_changed(self, event: SessionEvent) -> None:
@@ -188,7 +200,10 @@ class App:
             self.view.render_overlay()
             if Change.THRESHOLDS in event.changes:
                 self.thresholds.sync()
+        if Change.RANGES in event.changes:
+            self.thresholds.ranges.sync()
         if event.labels_changed:
+            self.fill.refresh()
             self.navigation.update_present(slices)
             self.navigation.render_strip()
         if event.labels_changed or event.regions_changed:
@@ -256,12 +271,26 @@ class App:
     def set_tool(self, name) -> None:
         self.segment.set_tool(name)
 
-    def cancel_stroke(self) -> None:
+    def cancel(self) -> None:
+        """Abandon the stroke being drawn and the fill preview (Esc)."""
         self.segment.cancel()
+        self.fill.cancel()
 
     def assign(self, label) -> int:
         """Give the selected region of this slice ``label`` (0 removes the label)."""
         return self.segment.assign(label)
+
+    def fill_preview(self) -> dict:
+        """Preview filling the brush label between its labelled slices (slice -> mask)."""
+        return self.fill.preview()
+
+    def apply_fill(self) -> int:
+        """Apply the fill preview (one undo step); returns the number of slices filled."""
+        return self.fill.apply()
+
+    def set_organ_range(self, label, low=None, high=None) -> None:
+        """Set an organ's intensity range by hand (HU), as typed beside the thresholds."""
+        self.thresholds.ranges.set_range(label, low, high)
 
     def set_thresholds(self, bone=None, vessel=None, organ=None) -> None:
         """Apply thresholds (HU) to this slice or all slices, as the scope control says."""

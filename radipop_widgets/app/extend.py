@@ -23,7 +23,7 @@ class ExtendPanel:
                                        layout=widgets.Layout(width="170px"))
         self.below_button = button("Extend below", "Carry the labels of this slice downwards")
         self.above_button = button("Extend above", "Carry the labels of this slice upwards")
-        self.report = widgets.HTML(layout=widgets.Layout(max_height="90px", overflow="auto"))
+        self.report = widgets.HTML(layout=widgets.Layout(max_height="72px", overflow="auto"))
         self.rows = [heading("Extend the labels of this slice"),
                      widgets.HBox([self.n, self.to_end, self.below_button, self.above_button],
                                   layout=widgets.Layout(align_items="center")),

@@ -28,7 +28,8 @@ class Commands(Protocol):
     def assign(self, label: int) -> int: ...
     def undo(self) -> bool: ...
     def redo(self) -> bool: ...
-    def cancel_stroke(self) -> None: ...
+    def fill_preview(self) -> dict: ...
+    def cancel(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -71,11 +72,13 @@ def key_table(tools) -> tuple[KeyRow, ...]:
                tuple((o.key, assign(o.value)) for o in ORGANS)),
         KeyRow("0 or Delete", "remove the label of the selected region",
                tuple((key, assign(BACKGROUND)) for key in ("0", "Delete", "Backspace"))),
+        KeyRow("F", "fill the brush label between labelled slices (a preview: Apply or Esc)",
+               (("f", lambda c: c.fill_preview()),)),
         KeyRow("Ctrl+Z / Ctrl+Y (or Ctrl+Shift+Z)", "undo / redo",
                (("ctrl+z", undo), ("ctrl+shift+z", redo), ("ctrl+y", redo),
                 ("ctrl+shift+y", redo))),
-        KeyRow("Esc", "abandon the stroke being drawn",
-               (("Escape", lambda c: c.cancel_stroke()),)),
+        KeyRow("Esc", "abandon the stroke being drawn or the fill preview",
+               (("Escape", lambda c: c.cancel()),)),
     )
 
 
@@ -144,10 +147,14 @@ class KeyMap:
         return ("<div style='font-size:13px'>The keys act on the image while the mouse is over "
                 "it (and after clicking a button); in a box you are typing in they stay there "
                 f"until Enter.<table>{rows}</table><p><b>Segmenting:</b> tool <i>Select</i>, "
-                f"click a green candidate region, press {organs}. Adjust the thresholds "
-                "when the organ leaks into its neighbours, or <i>Cut</i> across the leak. Then "
-                "<i>Extend</i> to the neighbouring slices and check them with the arrow keys. "
-                "Numbers in boxes and slider readouts can be typed.</p></div>")
+                f"click a green candidate region, press {organs}: the click learns the organ's "
+                "intensity range (shown beside the thresholds, and typed there to set it by "
+                "hand). Adjust the thresholds when the organ leaks into its neighbours, or "
+                "<i>Cut</i> across the leak. Then <i>Extend</i> to the neighbouring slices and "
+                "check them with the arrow keys. <i>Grow</i> adds a missed piece with one "
+                "click, <i>Draw</i> with \"stop at the organ's edge\" paints only the organ, "
+                "<i>Fill between slices</i> interpolates the brush label between two labelled "
+                "slices. Numbers in boxes and slider readouts can be typed.</p></div>")
 
 
 _KEYS_JS = """

@@ -14,8 +14,8 @@ REMOVE_COLOUR = "#e0e0e0"
 
 
 class SegmentPanel:
-    """Tool choice, the tool's options, labelling the selected region; mouse events go
-    to the current tool."""
+    """Tool choice, the tool's options (``tool_rows``), labelling the selected region
+    (``label_rows``); mouse events go to the current tool."""
 
     def __init__(self, ctx: Context):
         self.ctx = ctx
@@ -32,9 +32,9 @@ class SegmentPanel:
         self.label_buttons[BACKGROUND] = button(
             "Remove label", "Remove the label of the selected region (key 0 or Delete)",
             REMOVE_COLOUR, "112px")
-        self.rows = [heading("Tool"), widgets.HBox([self.tool_buttons]), self.brush.row,
-                     heading("Label the selected region"),
-                     widgets.HBox(list(self.label_buttons.values()))]
+        self.tool_rows = [heading("Tool"), widgets.HBox([self.tool_buttons]), self.brush.row]
+        self.label_rows = [heading("Label the selected region"),
+                           widgets.HBox(list(self.label_buttons.values()))]
         tagged({"tools": self.tool_buttons, "label-remove": self.label_buttons[BACKGROUND],
                 **{f"label-{o.name}": self.label_buttons[o.value] for o in ORGANS}})
         ctx.jobs.hold(*self.label_buttons.values())

@@ -84,7 +84,9 @@ class StudyPanel:
 
         def work(progress):
             study = load_study(entry.path, series=entry.series_uid, progress=progress)
-            return Session(study, workspace=self.workspace, autosave=True)
+            session = Session(study, workspace=self.workspace, autosave=True)
+            session.phase  # noqa: B018 - estimated (once) here in the worker, not on show
+            return session
 
         def done(session):
             self.show_session(session)
@@ -94,12 +96,13 @@ class StudyPanel:
         return self.ctx.jobs.run("Loading", work, done, "Opening the study")
 
     def show(self, session) -> None:
-        """Show the patient data and geometry of the session's study."""
-        study = session.study
+        """Show the patient data, the geometry and the contrast phase of the session's study."""
+        study, phase = session.study, session.phase
         rows = [(k, v) for k, v in (study.metadata or {}).items() if v not in (None, "")]
         rows += [("Series", study.series_description or "—"), ("Modality", study.modality),
                  ("Size", " × ".join(map(str, study.shape))),
-                 ("Spacing (mm)", " × ".join(f"{s:.3g}" for s in study.spacing))]
+                 ("Spacing (mm)", " × ".join(f"{s:.3g}" for s in study.spacing)),
+                 ("Contrast phase", phase.text() if phase else "not estimated (no aorta found)")]
         self.metadata.value = "<table style='font-size:12px'>" + "".join(
             f"<tr><td style='padding-right:10px;color:#555'>{html.escape(str(k))}</td>"
             f"<td>{html.escape(str(v))}</td></tr>" for k, v in rows) + "</table>"

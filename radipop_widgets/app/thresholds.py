@@ -1,4 +1,5 @@
-"""The thresholds of the Segment panel: one slider per threshold, the scope, the suggestion."""
+"""The thresholds of the Segment panel: one slider per threshold, the organs' ranges beside
+them, the scope, the suggestion and the study's contrast phase."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import ipywidgets as widgets
 
 from ..errors import RadipopError
 from .context import Context
+from .ranges import OrganRangesPanel
 from .ui import button, clamp_int, heading, tagged
 
 THRESHOLD_RANGES = {"bone": (100, 1500), "vessel": (50, 600), "organ": (-100, 300)}
@@ -29,11 +31,14 @@ class ThresholdsPanel:
                       "New thresholds apply to every slice"])
         self.suggested_button = button("Use suggested", "Set the study's suggested thresholds")
         self.suggested_text = widgets.HTML()
+        self.ranges = OrganRangesPanel(ctx)
         self.rows = [heading("Thresholds (HU): bone and vessels are removed, organ is kept above"),
-                     *self.sliders.values(),
+                     widgets.HBox([widgets.VBox(list(self.sliders.values())), self.ranges.widget],
+                                  layout=widgets.Layout(flex_flow="row wrap")),
                      widgets.HBox([self.scope, self.suggested_button, self.suggested_text],
                                   layout=widgets.Layout(align_items="center"))]
-        tagged({"scope": self.scope, **{f"threshold-{n}": s for n, s in self.sliders.items()}})
+        tagged({"scope": self.scope, "suggested": self.suggested_text,
+                **{f"threshold-{n}": s for n, s in self.sliders.items()}})
         ctx.jobs.hold(*self.sliders.values(), self.suggested_button)
         cb = ctx.callback
         for name, slider in self.sliders.items():
@@ -75,6 +80,10 @@ class ThresholdsPanel:
                 slider.value = int(min(max(round(getattr(t, name)), slider.min), slider.max))
 
     def show(self, session) -> None:
-        t = session.suggested_thresholds
-        self.suggested_text.value = (f"<small>suggested: bone {t.bone:g}, vessel "
-                                     f"{t.vessel:g}, organ {t.organ:g}</small>")
+        t, phase = session.suggested_thresholds, session.phase
+        seen = (f"{phase.name} (aorta {phase.aorta_hu:.0f} HU)" if phase else
+                "not estimated (no aorta found)")
+        self.suggested_text.value = (f"<div style='font-size:11px;line-height:1.3'>suggested: "
+                                     f"bone {t.bone:g}, vessel {t.vessel:g}, organ {t.organ:g}"
+                                     f"<br>phase: {seen}</div>")
+        self.ranges.sync()

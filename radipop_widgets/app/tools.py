@@ -2,7 +2,8 @@
 
 A tool receives image positions ``(row, col)`` already validated by the viewer and acts
 on the context's Session at the slice shown; it holds no segmentation logic. A tool
-owns its options: the brush (label and width) belongs to Draw, which Erase shares.
+owns its options: the brush (label, width, edge-aware) belongs to Draw, which Erase
+shares and whose label Grow adds to.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import ipywidgets as widgets
 from ..labels import BACKGROUND, LIVER, ORGANS, organ
 from .context import Context
 from .messages import sentence
-from .ui import to_number
+from .ui import range_text, tagged, to_number
 
 MAX_STROKE_POINTS = 4000
 BRUSH_MM = (1.0, 30.0)       # brush width range, mm
@@ -50,11 +51,30 @@ class SelectTool(Tool):
         s, z = self.ctx.session, self.ctx.z
         region = s.select(z, row, col)
         if region:
-            pixels = int((s.regions(z) == region).sum())
+            pixels = int(s.selected_mask(z).sum())
             names = ", ".join(o.title for o in ORGANS[:-1]) + f" or {ORGANS[-1].title}"
-            self.ctx.status(f"Region {region} selected ({pixels} pixels): press {names}.")
+            band = s.click_range
+            tissue = f", tissue {band.low:.0f}-{band.high:.0f} HU" if band else ""
+            self.ctx.status(f"Region {region} selected ({pixels} pixels{tissue}): press {names}.")
         else:
-            self.ctx.status("No candidate region here: change the thresholds or draw the organ.")
+            self.ctx.status("No candidate region here: change the thresholds, or add the piece "
+                            "with Grow (key G) or Draw.")
+
+
+class GrowTool(Tool):
+    name, key = "grow", "g"
+    help = ("Click a piece the brush label misses: it is added within the organ's intensity "
+            "range, never over other labels or across cuts.")
+
+    def __init__(self, ctx: Context, brush: Brush):
+        super().__init__(ctx)
+        self.brush = brush
+
+    def press(self, row, col):
+        s, label = self.ctx.session, self.brush.label
+        changed = s.grow(self.ctx.z, row, col, label)
+        band = f"; {organ(label).name} range {range_text(s.organ_range(label))}" if changed else ""
+        self.ctx.status(sentence(s.last_message).rstrip(".") + band + ".")
 
 
 class StrokeTool(Tool):
@@ -110,27 +130,39 @@ class StrokeTool(Tool):
 
 
 class Brush:
-    """The brush of Draw and Erase: the label painted and the width in mm, with their
-    controls (``label_buttons``, ``width_slider``, laid out in ``row``)."""
+    """The brush of Draw and Erase (and the label of Grow and Fill): the label, the width
+    in mm and whether Draw stops at the organ's edge, with their controls
+    (``label_buttons``, ``width_slider``, ``edge_box``, laid out in ``row``)."""
 
     def __init__(self):
         self.label = LIVER
         self.width_mm = DEFAULT_BRUSH_MM
+        self.edge_aware = False
         self.label_buttons = widgets.ToggleButtons(
             options=[(o.title, o.value) for o in ORGANS],
-            tooltips=[f"Draw {o.name}" for o in ORGANS], style={"button_width": "64px"})
+            tooltips=[f"{o.title}: what Draw paints, Grow adds and Fill fills" for o in ORGANS],
+            style={"button_width": "64px"})
         self.width_slider = widgets.FloatSlider(
             self.width_mm, min=BRUSH_MM[0], max=BRUSH_MM[1], step=0.5, description="size mm",
             readout_format=".1f", style={"description_width": "56px"},
             layout=widgets.Layout(width="250px"))
+        self.edge_box = widgets.Checkbox(
+            False, description="stop at the organ's edge", indent=False,
+            tooltip="Draw paints only the tissue of the organ's intensity range (learned "
+                    "from where the stroke starts when the organ has none)",
+            layout=widgets.Layout(width="auto"))
         self.row = widgets.HBox([widgets.Label("Brush label"), self.label_buttons,
-                                 self.width_slider], layout=widgets.Layout(align_items="center"))
+                                 self.width_slider, self.edge_box],
+                                layout=widgets.Layout(align_items="center", flex_flow="row wrap"))
+        tagged({"brush-label": self.label_buttons, "brush-width": self.width_slider,
+                "edge-aware": self.edge_box})
 
     def bind(self, ctx: Context) -> None:
         self.label_buttons.observe(ctx.callback("Choosing the brush label")(self._changed),
                                    "value")
         self.width_slider.observe(ctx.callback("Choosing the brush width")(self._changed),
                                   "value")
+        self.edge_box.observe(ctx.callback("Choosing the brush")(self._changed), "value")
 
     def _changed(self, change) -> None:
         label = self.label_buttons.value
@@ -138,11 +170,13 @@ class Brush:
         width = to_number(self.width_slider.value)
         self.width_mm = (float(min(max(width, BRUSH_MM[0]), BRUSH_MM[1])) if width is not None
                          else DEFAULT_BRUSH_MM)
+        self.edge_aware = bool(self.edge_box.value)
 
 
 class DrawTool(StrokeTool):
     name, key = "draw", "d"
-    help = "Paint the brush label (Liver, Spleen or Other) with the brush width."
+    help = ("Paint the brush label (Liver, Spleen or Other) with the brush width; \"stop at "
+            "the organ's edge\" paints only the organ's tissue.")
 
     def __init__(self, ctx: Context, brush: Brush):
         super().__init__(ctx)
@@ -158,7 +192,8 @@ class DrawTool(StrokeTool):
 
     def commit(self, points):
         return self.ctx.session.draw(self.ctx.z, points, self.brush.label,
-                                     width_mm=self.brush.width_mm)
+                                     width_mm=self.brush.width_mm,
+                                     edge_aware=self.brush.edge_aware)
 
 
 class EraseTool(DrawTool):
@@ -190,8 +225,9 @@ class CutTool(StrokeTool):
 
 
 def make_tools(ctx: Context) -> dict[str, Tool]:
-    """The tools in button order, by name; Draw and Erase share one brush."""
+    """The tools in button order, by name; Grow, Draw and Erase share one brush."""
     brush = Brush()
     brush.bind(ctx)
-    tools = (SelectTool(ctx), DrawTool(ctx, brush), EraseTool(ctx, brush), CutTool(ctx))
+    tools = (SelectTool(ctx), GrowTool(ctx, brush), DrawTool(ctx, brush), EraseTool(ctx, brush),
+             CutTool(ctx))
     return {tool.name: tool for tool in tools}

@@ -40,6 +40,38 @@ def mix(rgb, other, amount: float) -> str:
     return "#" + "".join(f"{round(a + (b - a) * amount):02x}" for a, b in zip(rgb, other))
 
 
+def range_text(band) -> str:
+    """An organ's intensity range (an ``IntensityRange`` or None) in words.
+
+    >>> from radipop_widgets.segmentation.intensity import IntensityRange
+    >>> range_text(IntensityRange(57.6, 135.2, 96, 12, 3)), range_text(IntensityRange(40, 90))
+    ('58-135 HU (3 clicks)', '40-90 HU (set by hand)')
+    >>> range_text(None)
+    'not learned yet'
+    """
+    if band is None:
+        return "not learned yet"
+    how = "set by hand" if band.clicks == 0 else \
+        f"{band.clicks} click{'s' if band.clicks > 1 else ''}"
+    return f"{band.low:.0f}-{band.high:.0f} HU ({how})"
+
+
+def send_states(root: widgets.Widget) -> int:
+    """Send the state of ``root`` and of every widget it holds (children, layout, style,
+    ...) to the browser again; returns how many widgets."""
+    seen, stack = set(), [root]
+    while stack:
+        widget = stack.pop()
+        if not isinstance(widget, widgets.Widget) or widget.model_id in seen:
+            continue
+        seen.add(widget.model_id)
+        widget.send_state()
+        for key in widget.keys:
+            value = getattr(widget, key, None)
+            stack.extend(value if isinstance(value, (list, tuple)) else [value])
+    return len(seen)
+
+
 def to_number(value) -> float | None:
     """A finite float from a browser value, or None."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):

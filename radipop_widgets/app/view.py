@@ -69,8 +69,6 @@ class ViewPanel:
         s, z = self.ctx.session, self.ctx.z
         if s is None:
             return
-        selection = s.selection
-        selected = selection[1] if selection and selection[0] == z else None
-        index = overlay_indexed(s.labels[z], s.regions(z), selected,
+        index = overlay_indexed(s.labels[z], s.regions(z), s.selected_mask(z),
                                 outline=bool(self.outline_box.value))
         self.ctx.viewer.show_overlay(index, overlay_palette(self.opacity_slider.value))

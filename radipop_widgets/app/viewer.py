@@ -1,4 +1,5 @@
-"""The image viewer: a MultiCanvas with CT, overlay and interaction layers, and the overview strip."""
+"""The image viewer: a MultiCanvas with CT, overlay, preview and interaction layers, and the
+overview strip."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from PIL import Image
 from ..labels import MEASURED
 from .ui import to_number
 
-CT, OVERLAY, INTERACTION = 0, 1, 2
+CT, OVERLAY, PREVIEW, INTERACTION = 0, 1, 2, 3   # the last layer receives the mouse
 STRIP_HEIGHT = 18
 MIN_DISPLAY, MAX_DISPLAY = 512, 640  # display size range of the image, in screen pixels
 LARGER = (1.25, 1.5, 1.75, 2.0)      # display scale factors tried on larger screens
@@ -38,19 +39,21 @@ def _put_png(layer: ipycanvas.Canvas, png: bytes) -> None:
 
 
 class Viewer:
-    """Three stacked canvases: CT (sent once per slice or window change), overlay, interaction.
+    """Four stacked canvases: CT (sent once per slice or window change), overlay, the
+    preview of an edit not applied yet, interaction (stroke preview and brush cursor).
 
     The canvas has one canvas pixel per image pixel, so mouse positions map exactly
     to ``(row, col)``.
     """
 
     def __init__(self, rows: int = 512, cols: int = 512):
-        self.canvas = ipycanvas.MultiCanvas(3, width=cols, height=rows)
+        self.canvas = ipycanvas.MultiCanvas(4, width=cols, height=rows)
         self.canvas.add_class("radipop-image")
         self.strip = ipycanvas.Canvas(width=cols, height=STRIP_HEIGHT)
         self.strip.add_class("radipop-strip")
         self._ct_png: bytes | None = None
         self._overlay_png: bytes | None = None
+        self._preview_png: bytes | None = None
         self._strip_png: bytes | None = None
         self.ct_sends = 0
         self.overlay_sends = 0
@@ -117,6 +120,22 @@ class Viewer:
         with ipycanvas.hold_canvas():
             _put_png(self.canvas[OVERLAY], self._overlay_png)
 
+    def show_preview(self, index: np.ndarray, palette: np.ndarray) -> None:
+        """Show the preview of an edit (palette indices + RGBA palette) above the overlay."""
+        self._preview_png = palette_png(index, palette)
+        with ipycanvas.hold_canvas():
+            _put_png(self.canvas[PREVIEW], self._preview_png)
+
+    def clear_preview(self) -> None:
+        if self._preview_png is not None:
+            self._preview_png = None
+            self.canvas[PREVIEW].clear()
+
+    @property
+    def previewing(self) -> bool:
+        """Whether the preview layer shows something."""
+        return self._preview_png is not None
+
     def show_strip(self, rgba: np.ndarray) -> None:
         """Show the overview strip (RGBA, one column band per slice)."""
         buffer = io.BytesIO()
@@ -133,6 +152,7 @@ class Viewer:
         with ipycanvas.hold_canvas():
             for layer, png in ((self.canvas[CT], self._ct_png),
                                (self.canvas[OVERLAY], self._overlay_png),
+                               (self.canvas[PREVIEW], self._preview_png),
                                (self.strip, self._strip_png)):
                 if png is not None:
                     _put_png(layer, png)

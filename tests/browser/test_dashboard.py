@@ -112,6 +112,26 @@ def test_click_liver_and_press_liver_turns_it_red(server, open_page, phantom):
                            "!t.includes('Liver 0.0 mL'); }")
 
 
+def test_grow_labels_an_unlabelled_organ_with_one_click(server, open_page, phantom):
+    from radipop_widgets.session import Session
+
+    study, liver = phantom["study"], phantom["liver"]
+    smooth = ndimage.uniform_filter(study.hu[Z].astype(float), 5)
+    tissue = liver & (np.abs(smooth - np.median(smooth[liver])) < 15)   # not on a vessel
+    point = inner_point(tissue)
+    expected = Session(study)
+    grown = expected.grow(Z, *point, 1)
+    assert grown > 0.9 * liver.sum()
+    page = open_page(server)
+    page.locator(".radipop-tools button", has_text="Grow").click()
+    page.locator(".radipop-tools button.mod-active", has_text="Grow").wait_for()
+    harness.click_image(page, *point)
+    counts = harness.wait_counts(page, lambda c: c["red"] > 0.9 * grown)
+    assert counts["red"] < 1.1 * grown
+    assert is_red(harness.pixel(page, *point))
+    page.locator(".radipop-messages").get_by_text(f"Grew liver: {grown} pixels").wait_for()
+
+
 def test_cut_separates_two_regions(server, open_page, cut_line):
     page = open_page(server)
     page.locator(".radipop-tools button", has_text="Cut").click()
