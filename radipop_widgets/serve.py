@@ -1,29 +1,55 @@
 """Serve the dashboard with Voilà on the loopback interface, with safe settings.
 
-``python -m radipop_widgets.serve [--port 8866] [--data FOLDER] [--token TOKEN]``
+``python -m radipop_widgets.serve [--port 8866] [--data FOLDER] [--token TOKEN]
+[--cull-after SECONDS] [--max-kernels N]``
 
-Besides Voilà's own options this launcher guards Voilà 0.5's binary websocket header
-reader: a client that opens the kernel websocket without the v1 subprotocol makes it
-read a legacy frame as a v1 header with ~10^17 offsets, which freezes the server for
-every user and exhausts memory. The guard rejects offset tables that cannot fit in
-the frame.
+Besides Voilà's own options this launcher
+
+- reads every websocket frame a client sends to a kernel with size and count checks
+  before jupyter_server's deserializers allocate anything (:mod:`.serve_guard`): a bad
+  frame is dropped and its socket closed, the server keeps answering everyone else;
+- guards Voilà 0.5's reader of the frames sent to the browser the same way;
+- frees the kernel of a page that is gone: the page's shutdown beacon is accepted (the
+  page gets the ``_xsrf`` cookie the beacon sends back), and a kernel without a websocket
+  connection is shut down ``--cull-after`` seconds after its last activity or its
+  last disconnection;
+- caps the kernels per server (``--max-kernels``): when full, kernels of closed pages are
+  reclaimed first, and if every kernel has a page a clear "dashboard full" page is shown;
+- keeps the token out of the log and out of the kernels' environment: the one line that
+  tells the URL to open is printed to stdout once.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextvars
+import functools
+import html
+import logging
 import os
 import sys
 from pathlib import Path
+from typing import ClassVar
 
 from traitlets.config import Config
 
+from . import serve_guard
+
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "radipop.ipynb"
+
+CULL_AFTER = 45
+"""Seconds a kernel without a page lives on (a closed tab frees it within a minute)."""
+
+MAX_KERNELS = 8
+"""Kernels (open pages) per server by default: each holds ~150 MB plus its CT."""
+
+RECLAIM_AFTER = 10
+"""When full, kernels without a connection for this long are reclaimed for a new page."""
 
 
 # Voilà (jupyter_server, tornado, nbconvert) takes ~2.3 s to import, so it is imported
 # only where the server is patched or started: importing this module (the tests, pytest's
-# doctest collection, ``--help``) stays instant.
+# doctest collection, ``--help``) stays instant, and the package's core never loads it.
 
 def _websocket_handler():
     """Voilà's kernel websocket handler module."""
@@ -33,12 +59,8 @@ def _websocket_handler():
 
 
 def guarded_read_header(ws_msg: bytes):
-    """Voilà's v1 header reader, refusing offset tables larger than the frame."""
-    handler = _websocket_handler()
-    offset_count = int.from_bytes(ws_msg[:8], "little")
-    if offset_count < 3 or 8 * (offset_count + 1) > len(ws_msg):
-        return None
-    return handler._unguarded_read_header(ws_msg)
+    """Voilà's v1 header reader for frames sent to the browser, with size checks first."""
+    return serve_guard.outgoing_v1_header(ws_msg)
 
 
 def install_websocket_guard() -> None:
@@ -47,6 +69,229 @@ def install_websocket_guard() -> None:
     if not hasattr(handler, "_unguarded_read_header"):
         handler._unguarded_read_header = handler.read_header_from_binary_message
         handler.read_header_from_binary_message = guarded_read_header
+
+
+def cull_interval(cull_after: int) -> int:
+    """Seconds between two passes of the culler: a fifth of the timeout, 1 to 10 s.
+
+    >>> cull_interval(45), cull_interval(5), cull_interval(3600)
+    (9, 1, 10)
+    """
+    return max(1, min(10, int(cull_after) // 5))
+
+
+def full_page(max_kernels: int) -> str:
+    """The page shown when every kernel of the server has an open page."""
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>RadiPOP dashboard: full</title>
+<meta http-equiv="refresh" content="30"></head>
+<body style="font-family: sans-serif; max-width: 40em; margin: 4em auto">
+<h1>The dashboard is full</h1>
+<p>{html.escape(str(max_kernels))} dashboard pages are open on this server, its limit.
+Close a dashboard tab you no longer use (its work is autosaved) and this page retries by
+itself in 30 seconds.</p>
+<p>An administrator can raise the limit with <code>--max-kernels</code>
+(<code>RADIPOP_MAX_KERNELS</code>).</p>
+</body></html>
+"""
+
+
+# Voilà's page sends its shutdown beacon on ``beforeunload`` only, which browsers skip in
+# several cases (a tab closed by the system, a mobile browser, Chromium's automation);
+# ``pagehide`` fires there too. Appended after the page (the parser puts it in the body).
+FREE_ON_PAGEHIDE = r"""
+<script>
+/* radipop-widgets: free this page's kernel when the page goes away. */
+(function () {
+  var sent = false;
+  window.addEventListener('pagehide', function (event) {
+    if (sent || event.persisted) return;
+    sent = true;
+    try {
+      var config = JSON.parse(document.getElementById('jupyter-config-data').textContent);
+      var xsrf = document.cookie.match('\\b_xsrf=([^;]*)\\b');
+      var form = new FormData();
+      form.append('_xsrf', xsrf ? xsrf[1] : '');
+      navigator.sendBeacon(config.baseUrl + 'voila/api/shutdown/' + config.kernelId, form);
+    } catch (error) { /* no kernel to free */ }
+  });
+})();
+</script>
+"""
+
+
+class _Admission:
+    """A kernel slot reserved for one page until its kernel is started (or it fails)."""
+
+    def __init__(self, manager):
+        self.manager = manager
+        self.held = True
+        manager._reserved += 1
+
+    def release(self) -> None:
+        if self.held:
+            self.held = False
+            self.manager._reserved -= 1
+
+
+_ADMISSION: contextvars.ContextVar[_Admission | None] = contextvars.ContextVar(
+    "radipop_admission", default=None)
+
+
+@functools.cache
+def server_classes():
+    """The Voilà classes of the dashboard server (built on first use: imports Voilà)."""
+    from jupyter_server._tz import utcnow
+    from jupyter_server.services.kernels.connection.channels import (
+        ZMQChannelsWebsocketConnection,
+    )
+    from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
+    from tornado import web
+    from traitlets import Integer
+    from traitlets import List as ListTrait
+    from voila.app import Voila as VoilaApp
+    from voila.shutdown_kernel_handler import VoilaShutdownKernelHandler
+    from voila.tornado.handler import TornadoVoilaHandler
+
+    class GuardedConnection(ZMQChannelsWebsocketConnection):
+        """Kernel websocket connection that reads no client frame before checking it."""
+
+        def handle_incoming_message(self, incoming_msg) -> None:
+            problem = serve_guard.frame_problem(incoming_msg, self.subprotocol)
+            if problem is None:
+                return super().handle_incoming_message(incoming_msg)
+            self.log.warning("Dropped a websocket frame for kernel %s and closed the socket: %s",
+                             self.kernel_id, problem)
+            self.websocket_handler.close(1008, "unreadable frame")  # 1008: policy violation
+            return None
+
+    class DashboardKernelManager(AsyncMappingKernelManager):
+        """Kernel manager with a cap, kernel idle time counted from the last disconnection,
+        and no secret in the kernels' environment."""
+
+        max_kernels = Integer(MAX_KERNELS, config=True,
+                              help="Most kernels (open pages) at a time.")
+        secrets = ListTrait(config=True, help="Strings kept out of the kernels' environment.")
+
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self._reserved = 0  # slots of admitted pages whose kernel is not started yet
+
+        def at_capacity(self) -> bool:
+            return len(self._kernels) + self._reserved >= self.max_kernels
+
+        def admit(self) -> _Admission:
+            """Reserve a kernel slot for a page (check :meth:`at_capacity` first)."""
+            return _Admission(self)
+
+        def orphans(self, min_idle: float) -> list[str]:
+            """Kernels without a websocket connection, idle for ``min_idle`` seconds."""
+            now = utcnow()
+            found = []
+            for kernel_id in list(self._kernels):
+                kernel = self._kernels[kernel_id]
+                last = getattr(kernel, "last_activity", None)
+                if (self._kernel_connections.get(kernel_id, 0) == 0 and last is not None
+                        and getattr(kernel, "execution_state", None) != "busy"
+                        and (now - last).total_seconds() >= min_idle):
+                    found.append(kernel_id)
+            return found
+
+        async def reclaim(self, min_idle: float = RECLAIM_AFTER) -> int:
+            """Shut the orphaned kernels down; return how many."""
+            reclaimed = 0
+            for kernel_id in self.orphans(min_idle):
+                if kernel_id in self:
+                    self.log.info("Full: shutting down kernel %s, which has no page", kernel_id)
+                    await self.shutdown_kernel(kernel_id)
+                    reclaimed += 1
+            return reclaimed
+
+        async def start_kernel(self, *args, **kwargs):
+            admission = _ADMISSION.get()
+            admitted = admission is not None and admission.manager is self and admission.held
+            if kwargs.get("kernel_id") is None and not admitted and self.at_capacity():
+                raise web.HTTPError(503, f"the dashboard is full ({self.max_kernels} kernels)")
+            env = kwargs.get("env")
+            if env:
+                kwargs["env"] = {key: serve_guard.redact(str(value), self.secrets)
+                                 for key, value in env.items()}
+            if not admitted:  # a kernel not started for a page: hold a slot while it starts
+                admission = self.admit()
+            try:
+                return await super().start_kernel(*args, **kwargs)
+            finally:
+                admission.release()
+
+        def notify_disconnect(self, kernel_id):
+            super().notify_disconnect(kernel_id)
+            # Idle time of a kernel without a page counts from its last disconnection, not
+            # from its last message: a tab open for an hour without edits and then closed
+            # lives on for cull_idle_timeout seconds, no less.
+            if self._kernel_connections.get(kernel_id) == 0 and kernel_id in self._kernels:
+                self._kernels[kernel_id].last_activity = utcnow()
+
+    class DashboardPageHandler(TornadoVoilaHandler):
+        """The dashboard page: sets the ``_xsrf`` cookie, refuses a page when full."""
+
+        @web.authenticated
+        async def get(self, path=None):
+            # The page's beforeunload beacon (POST voila/api/shutdown/<kernel>) sends this
+            # cookie back as its _xsrf field; without it the shutdown is refused (403).
+            self.xsrf_token  # noqa: B018  (the property sets the cookie)
+            manager = self.kernel_manager
+            if path or not hasattr(manager, "admit"):  # not the page: Voilà redirects
+                await super().get(path=path)
+                return
+            if manager.at_capacity():
+                await manager.reclaim()
+            if manager.at_capacity():
+                self.log.warning("Full: refused a page (%d kernels)", manager.max_kernels)
+                self.set_status(503)
+                self.set_header("Content-Type", "text/html; charset=utf-8")
+                self.set_header("Cache-Control", "no-store")
+                self.set_header("Retry-After", "30")
+                self.finish(full_page(manager.max_kernels))
+                return
+            # Checked and reserved with no await in between: concurrent pages cannot both
+            # take the last slot; the reservation passes to start_kernel through the context.
+            admission = manager.admit()
+            _ADMISSION.set(admission)
+            try:
+                await super().get(path=path)
+            finally:
+                admission.release()
+            if not self._finished and self.get_status() == 200:
+                self.write(FREE_ON_PAGEHIDE)
+
+    class ShutdownHandler(VoilaShutdownKernelHandler):
+        """The page's shutdown beacon; a second beacon for the same kernel is no error."""
+
+        shutting_down: ClassVar[set[str]] = set()
+
+        @web.authenticated
+        async def post(self, kernel_id):
+            manager = self.kernel_manager
+            if kernel_id in manager and kernel_id not in self.shutting_down:
+                self.shutting_down.add(kernel_id)
+                try:
+                    await manager.shutdown_kernel(kernel_id)
+                finally:
+                    self.shutting_down.discard(kernel_id)
+            self.set_status(204)
+            self.finish()
+
+    class Voila(VoilaApp):  # the name shows in the log: "[Voila] ..."
+        """Voilà serving ``DashboardPageHandler`` for the page."""
+
+        def init_handlers(self):
+            ours = {TornadoVoilaHandler: DashboardPageHandler,
+                    VoilaShutdownKernelHandler: ShutdownHandler}
+            return [(rule[0], ours.get(rule[1], rule[1]), *rule[2:])
+                    for rule in super().init_handlers()]
+
+    return {"connection": GuardedConnection, "kernel_manager": DashboardKernelManager,
+            "page_handler": DashboardPageHandler, "app": Voila}
 
 
 def voila_arguments(port: int, token: str | None, notebook: Path = NOTEBOOK) -> list[str]:
@@ -67,37 +312,94 @@ def voila_arguments(port: int, token: str | None, notebook: Path = NOTEBOOK) -> 
     ]
 
 
-def voila_config():
+def voila_config(cull_after: int = CULL_AFTER, max_kernels: int = MAX_KERNELS,
+                 token: str | None = None):
     """Safe settings that the command line cannot express cleanly."""
+    classes = server_classes()
     config = Config()
     # Serve no static files from the working directory: images of patients may be there.
     config.VoilaConfiguration.file_allowlist = []
-    # A closed tab must not keep its kernel (and the CT in it) alive for ever.
-    config.MappingKernelManager.cull_idle_timeout = 3600
-    config.MappingKernelManager.cull_interval = 300
+    # Client frames are checked before they are read; nothing a browser sends is large.
+    config.Voila.kernel_websocket_connection_class = classes["connection"]
+    config.Voila.tornado_settings = {"websocket_max_message_size":
+                                     serve_guard.MAX_MESSAGE_BYTES}
+    # A closed tab must not keep its kernel (and the CT in it) alive: its beacon shuts it
+    # down, and a kernel without a websocket connection is culled after cull_after s.
+    config.VoilaConfiguration.multi_kernel_manager_class = classes["kernel_manager"]
+    config.MappingKernelManager.cull_idle_timeout = int(cull_after)
+    config.MappingKernelManager.cull_interval = cull_interval(cull_after)
     config.MappingKernelManager.cull_connected = False
+    config.MappingKernelManager.cull_busy = False
+    config.DashboardKernelManager.max_kernels = int(max_kernels)
+    config.DashboardKernelManager.secrets = [token] if token else []
     return config
+
+
+def install_log_redaction(secrets=()) -> None:
+    """Hide ``secrets`` and any ``token=...`` in every log record of this process."""
+    secrets = [s for s in secrets if s]
+    previous = logging.getLogRecordFactory()
+    if getattr(previous, "radipop_redacting", False):
+        previous = previous.radipop_previous
+
+    def make_record(*args, **kwargs):
+        record = previous(*args, **kwargs)
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001  (a bad format string: the handler reports it)
+            return record
+        clean = serve_guard.redact(message, secrets)
+        if clean != message:
+            record.msg, record.args = clean, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = serve_guard.redact(
+                logging.Formatter().formatException(record.exc_info), secrets)
+        return record
+
+    make_record.radipop_redacting = True
+    make_record.radipop_previous = previous
+    logging.setLogRecordFactory(make_record)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive whole number")
+    return value
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8866)))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8866")))
     parser.add_argument("--data", default=os.environ.get("RADIPOP_DATA"),
                         help="folder of studies to offer (default: the bundled phantom)")
     parser.add_argument("--token", default=os.environ.get("RADIPOP_TOKEN"),
                         help="require this token in the URL (default: none, loopback only)")
+    parser.add_argument("--cull-after", type=_positive_int,
+                        default=os.environ.get("RADIPOP_CULL_AFTER", str(CULL_AFTER)),
+                        help="seconds a kernel without a page lives on (default %(default)s)")
+    parser.add_argument("--max-kernels", type=_positive_int,
+                        default=os.environ.get("RADIPOP_MAX_KERNELS", str(MAX_KERNELS)),
+                        help="most open dashboard pages at a time (default %(default)s)")
     args = parser.parse_args(argv)
     if args.data:
         data = Path(args.data).expanduser().resolve()
         if not data.is_dir():
             parser.error(f"--data {data} is not a folder: give the folder that holds the studies")
         os.environ["RADIPOP_DATA"] = str(data)
+    # Kernels inherit this process's environment: the token is not theirs to know.
+    os.environ.pop("RADIPOP_TOKEN", None)
+    install_log_redaction([args.token] if args.token else [])
     install_websocket_guard()
-    from voila.app import Voila  # lazy: see _websocket_handler
+    app = server_classes()["app"]
+    config = voila_config(args.cull_after, args.max_kernels, args.token)
 
     query = f"?token={args.token}" if args.token else ""
     print(f"radipop-widgets dashboard: http://127.0.0.1:{args.port}/{query}", flush=True)
-    Voila.launch_instance(argv=voila_arguments(args.port, args.token), config=voila_config())
+    app.launch_instance(argv=voila_arguments(args.port, args.token), config=config)
 
 
 if __name__ == "__main__":
