@@ -45,8 +45,43 @@ class DuplicateSliceError(StudyError):
     """Two slices share one position."""
 
 
+class EmptyVolumeError(NoImagesError):
+    """The image has a dimension of size zero: there is no voxel to load."""
+
+
 class UnreadableFileError(StudyError):
     """A file is truncated or is not valid DICOM / NIfTI."""
+
+
+class HeaderValueError(UnreadableFileError):
+    """A header attribute holds a value the standard does not allow (text where a number
+    belongs, the wrong number of values, a negative size)."""
+
+
+class GeometryError(StudyError):
+    """The slice geometry in the headers is impossible (spacing, orientation, position or
+    affine not finite, zero, negative, absurdly large, or not a rotation)."""
+
+
+class SpacingError(GeometryError):
+    """PixelSpacing (or the NIfTI voxel size) is missing values, zero, negative, not finite
+    or implausibly large."""
+
+
+class OrientationError(GeometryError):
+    """ImageOrientationPatient (or the NIfTI affine) is not two orthogonal unit vectors."""
+
+
+class PositionError(GeometryError):
+    """ImagePositionPatient does not hold three finite coordinates."""
+
+
+class ColourImageError(NotCTError, NoImagesError):
+    """The series holds colour data (RGB, YBR, PALETTE COLOR), not CT Hounsfield units."""
+
+
+class RescaleError(NotHUError):
+    """RescaleSlope / RescaleIntercept cannot give Hounsfield units (slope 0, not a number)."""
 
 
 class DecodeError(StudyError):
@@ -71,3 +106,21 @@ class SessionError(RadipopError):
 
 class MaskFileError(SessionError):
     """A mask file is malformed, of the wrong shape, or not safe to read."""
+
+
+class SessionFileError(SessionError):
+    """A session folder's session.json is missing, damaged, or holds values of the wrong type."""
+
+
+class SessionConflictError(SessionError):
+    """Saving would replace work that another session saved in the same folder.
+
+    ``folder``, ``saved_at`` (ISO time stamp or None) and ``volumes_ml`` (organ -> mL or
+    None) describe the work that would have been lost.
+    """
+
+    def __init__(self, message, folder=None, saved_at=None, volumes_ml=None):
+        super().__init__(message)
+        self.folder = folder
+        self.saved_at = saved_at
+        self.volumes_ml = volumes_ml

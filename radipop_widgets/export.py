@@ -2,14 +2,19 @@
 
 The NIfTI codec (geometry, writing, reading) is :mod:`radipop_widgets.labelmap`; its
 public functions are importable from here too, where the README and the Session have
-always found them. Every file is written atomically (:mod:`radipop_widgets.atomic`).
+always found them. Every file is written atomically (:mod:`radipop_widgets.atomic`); the
+exports of several files (legacy per-slice masks, organ masks) are written into a
+temporary folder that then replaces the export folder whole, so that a crash leaves the
+previous export or the new one, never a mix of the two.
 """
 
 from __future__ import annotations
 
-import functools
 import io
+import math
+import os
 import pickle
+import re
 import warnings
 from pathlib import Path
 
@@ -19,7 +24,7 @@ from numpy._core import multiarray, numeric
 from pydicom.uid import CTImageStorage, generate_uid
 
 from ._version import __version__
-from .atomic import atomic_write_bytes
+from .atomic import atomic_folder, atomic_write_bytes, is_temporary
 from .errors import MaskFileError, SessionError
 from .labelmap import (check_labels, nifti_affine, read_nifti_labels, write_nifti_labels,
                        write_nifti_stream)
@@ -40,13 +45,29 @@ def export_organ_masks(folder, labels: np.ndarray, study: Study) -> dict[str, Pa
     """
     labels = check_labels(labels, study)
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    out = {}
-    for label in (LIVER, SPLEEN):
-        name = label_name(label)
-        out[name] = write_nifti_labels(folder / f"{name}.nii.gz",
-                                       (labels == label).view(np.uint8), study)
-    return out
+    names = {label: f"{label_name(label)}.nii.gz" for label in (LIVER, SPLEEN)}
+    _check_export_folder(folder, lambda name: name in names.values(), "organ masks")
+    with atomic_folder(folder) as staging:
+        for label, name in names.items():
+            write_nifti_labels(staging / name, (labels == label).view(np.uint8), study)
+    return {label_name(label): folder / name for label, name in names.items()}
+
+
+def _check_export_folder(folder: Path, ours, what: str) -> None:
+    """Refuse to replace ``folder`` when it holds files that ``ours`` does not claim: an
+    export of several files replaces its folder whole."""
+    if not os.path.lexists(folder):
+        return
+    if not folder.is_dir() or folder.is_symlink():
+        raise SessionError(f"{folder} is not a folder; choose a folder for the {what}.")
+    others = sorted(name for name in os.listdir(folder)
+                    if not ours(name) and not is_temporary(name))
+    if others:
+        shown = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
+        raise SessionError(
+            f"{folder} holds other files ({shown}); the {what} replace their folder as a "
+            "whole, so export them into an empty or new folder (or one that holds only a "
+            f"previous export of the {what}).")
 
 
 # ---------------------------------------------------------------- legacy pickles
@@ -98,14 +119,25 @@ def export_legacy(folder, labels: np.ndarray, study: Study) -> list[Path]:
     orientation; ``i`` is the rank by ascending InstanceNumber (see :func:`legacy_order`).
     Values as in ``labels``: 1 liver, 2 spleen, 3.. other (the original tool showed
     values above 2 as unlabelled candidates).
+
+    The files are written into a temporary folder that replaces ``folder`` whole: a
+    crash leaves the previous export or this one, never slices of both. ``folder`` must
+    therefore hold nothing but legacy masks (a previous export), or not exist.
+
+    Raises
+    ------
+    SessionError
+        ``folder`` holds other files.
     """
     labels = check_labels(labels, study)
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for i, z in enumerate(legacy_order(study)):
-        paths.append(atomic_write_bytes(folder / f"{i}.p", _legacy_pickle(labels[z])))
-    return paths
+    _check_export_folder(folder, lambda name: re.fullmatch(r"\d+\.p", name) is not None,
+                         "legacy masks")
+    order = legacy_order(study)
+    with atomic_folder(folder) as staging:
+        for i, z in enumerate(order):
+            (staging / f"{i}.p").write_bytes(_legacy_pickle(labels[z]))
+    return [folder / f"{i}.p" for i in range(len(order))]
 
 
 def _latin1_encode(text, encoding="utf-8", errors="strict"):
@@ -115,31 +147,92 @@ def _latin1_encode(text, encoding="utf-8", errors="strict"):
     return text.encode("latin1", errors)
 
 
-@functools.cache
-def _allowed_pickle_globals() -> dict:
+_NUMERIC_KINDS = "biuf"  # bool, signed and unsigned integers, floats
+
+
+def _check_array(shape, dtype, max_elements: int) -> None:
+    """Raise UnpicklingError unless an array of ``shape`` and ``dtype`` is a small numeric one.
+
+    Runs before numpy allocates anything: a 91-byte pickle can otherwise ask for a
+    30000 x 30000 object array (~7 GB) or a huge float array.
+    """
+    try:
+        dtype = np.dtype(dtype)
+        dims = (shape,) if isinstance(shape, int) else tuple(shape)
+        if not all(isinstance(n, int) for n in dims):
+            raise TypeError
+    except Exception:
+        raise pickle.UnpicklingError("the array's shape or data type cannot be read") from None
+    if dtype.fields is not None or dtype.subdtype is not None or dtype.kind not in _NUMERIC_KINDS:
+        raise pickle.UnpicklingError(
+            f"the array holds {dtype} values; only numeric arrays (bool, integer, float) "
+            "are accepted")
+    if any(n < 0 for n in dims) or math.prod(dims) > max_elements:
+        raise pickle.UnpicklingError(
+            f"the array has shape {dims[:8]}, more than the {max_elements} values of one "
+            "mask slice")
+
+
+class _CheckedArray(np.ndarray):
+    """The array a pickle rebuilds: its state (shape, dtype) is checked before numpy
+    fills it (``BUILD`` calls ``__setstate__``)."""
+
+    max_elements = 0
+
+    def __setstate__(self, state):
+        if not isinstance(state, tuple) or len(state) not in (4, 5):
+            raise pickle.UnpicklingError("the array's state cannot be read")
+        shape, dtype = state[-4], state[-3]
+        _check_array(shape, dtype, self.max_elements)
+        super().__setstate__(state)
+
+
+def _allowed_pickle_globals(max_elements: int) -> dict:
+    checked = type("_CheckedSliceArray", (_CheckedArray,), {"max_elements": max_elements})
+
+    def reconstruct(subtype, shape, dtype):
+        if subtype is not np.ndarray:
+            raise pickle.UnpicklingError("only plain numpy arrays are accepted")
+        _check_array(shape, dtype, max_elements)
+        return multiarray._reconstruct(checked, shape, dtype)
+
+    def scalar(dtype, *args):
+        _check_array((), dtype, 1)
+        return multiarray.scalar(dtype, *args)
+
+    def frombuffer(buffer, dtype, shape, order):
+        _check_array(shape, dtype, max_elements)
+        return numeric._frombuffer(buffer, dtype, shape, order)
+
     allowed = {("_codecs", "encode"): _latin1_encode}
     for package in ("numpy.core", "numpy._core"):
-        allowed[(f"{package}.multiarray", "_reconstruct")] = multiarray._reconstruct
-        allowed[(f"{package}.multiarray", "scalar")] = multiarray.scalar
-        allowed[(f"{package}.numeric", "_frombuffer")] = numeric._frombuffer
+        allowed[(f"{package}.multiarray", "_reconstruct")] = reconstruct
+        allowed[(f"{package}.multiarray", "scalar")] = scalar
+        allowed[(f"{package}.numeric", "_frombuffer")] = frombuffer
     allowed[("numpy", "ndarray")] = np.ndarray
     allowed[("numpy", "dtype")] = np.dtype
     return allowed
 
 
 class _ArrayOnlyUnpickler(pickle.Unpickler):
-    """Unpickler that resolves only the globals needed to rebuild a numpy array.
+    """Unpickler that resolves only the globals needed to rebuild a small numeric array.
 
     Admitted: numpy's ``_reconstruct``, ``scalar`` and ``_frombuffer`` (old and new
     module names), ``numpy.ndarray``, ``numpy.dtype``, and ``_codecs.encode`` limited
     to latin-1 (how protocol 2 stores bytes). Anything else (``os.system``,
     ``builtins.eval``, ``subprocess.Popen`` ...) raises before it can be called, so a
-    crafted file cannot run code.
+    crafted file cannot run code. Every array's shape and data type are checked before
+    numpy allocates it: at most ``max_elements`` values, and only bool, integer and
+    float data (no objects, strings, records).
     """
+
+    def __init__(self, file, max_elements: int):
+        super().__init__(file)
+        self._allowed = _allowed_pickle_globals(max_elements)
 
     def find_class(self, module, name):
         try:
-            return _allowed_pickle_globals()[(module, name)]
+            return self._allowed[(module, name)]
         except KeyError:
             raise pickle.UnpicklingError(
                 f"the file references {module}.{name}; only numpy arrays are accepted") from None
@@ -148,19 +241,19 @@ class _ArrayOnlyUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError("persistent references are not accepted")
 
 
-def _load_array_pickle(path: Path, max_bytes: int) -> np.ndarray:
+def _load_array_pickle(path: Path, max_bytes: int, max_elements: int) -> np.ndarray:
     size = path.stat().st_size
     if size > max_bytes:
         raise MaskFileError(f"{path} is {size} bytes, too large for one mask slice")
     try:
         with open(path, "rb") as f:
-            obj = _ArrayOnlyUnpickler(f).load()
+            obj = _ArrayOnlyUnpickler(f, max_elements).load()
     except Exception as exc:  # any failure to unpickle is a bad file
         raise MaskFileError(f"{path} is not a pickled numpy array that is safe to read "
                             f"({type(exc).__name__}: {exc}).") from exc
     if not isinstance(obj, np.ndarray):
         raise MaskFileError(f"{path} holds a {type(obj).__name__}, not a numpy array")
-    return obj
+    return np.asarray(obj).view(np.ndarray)
 
 
 def import_legacy_masks(folder, study: Study, *, keep_other: bool = False) -> np.ndarray:
@@ -209,7 +302,7 @@ def import_legacy_masks(folder, study: Study, *, keep_other: bool = False) -> np
     max_bytes = rows * cols * 16 + 4096
     for i, z in enumerate(legacy_order(study)):
         path = found[str(i)]
-        mask = _load_array_pickle(path, max_bytes)
+        mask = _load_array_pickle(path, max_bytes, rows * cols)
         if mask.shape != (rows, cols):
             raise MaskFileError(f"{path} has shape {mask.shape}; the study's slices are "
                                 f"{(rows, cols)}. The masks belong to another series.")

@@ -29,6 +29,33 @@ class SliceSource:
     frame: int | None = None
 
 
+@dataclass(frozen=True, eq=False)
+class SourceGrid:
+    """The voxel grid a NIfTI study was read from, so that its labels can be written back on it.
+
+    Attributes
+    ----------
+    shape : tuple of int
+        The source array's (i, j, k) shape.
+    ornt : ndarray (3, 2)
+        nibabel orientation transform from the source array to the study's (L, P, S)
+        (i, j, k) array (``nibabel.orientations.ornt_transform``); the study array is the
+        source array so reoriented, then transposed to (k, j, i) = (slice, row, column).
+    header : nibabel header
+        A copy of the source header (NIfTI-1 or NIfTI-2): its affine, qform, sform, codes,
+        pixdim and units are those of the labels written on this grid.
+    """
+
+    shape: tuple[int, int, int]
+    ornt: np.ndarray
+    header: object = field(repr=False)
+
+    @property
+    def affine(self) -> np.ndarray:
+        """The source's RAS affine of (i, j, k, 1), as nibabel reads it."""
+        return self.header.get_best_affine()
+
+
 @dataclass
 class Study:
     """A CT volume in Hounsfield units with the geometry every mask inherits.
@@ -51,6 +78,9 @@ class Study:
         The keys of ``METADATA_KEYS``; None when absent. Never log these.
     warnings : list of str
         Files skipped and other things the user should know.
+    source_grid : SourceGrid or None
+        For a study read from NIfTI: the source file's voxel grid and header, on which
+        the NIfTI exports are written (None for DICOM: exports follow ``affine``).
     """
 
     hu: np.ndarray
@@ -66,6 +96,7 @@ class Study:
     metadata: dict = field(default_factory=lambda: dict.fromkeys(METADATA_KEYS), repr=False)
     warnings: list[str] = field(default_factory=list)
     path: Path | None = None
+    source_grid: SourceGrid | None = field(default=None, repr=False)
 
     @property
     def shape(self) -> tuple[int, int, int]:

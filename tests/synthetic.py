@@ -6,7 +6,11 @@
   :func:`enhanced_ct` and :func:`shuffled_frames` (multi-frame), :func:`save`,
   :func:`save_raw`, :func:`encode_jpeg_lossless`; :func:`dicom_study` writes a series with
   fresh (or empty) UIDs and returns its Study, read back by :func:`study_from_files`.
-- NIfTI files (nibabel): :func:`write_nifti`, :func:`ras_volume`.
+- NIfTI files (nibabel): :func:`write_nifti`, :func:`ras_volume`, :func:`patch_nifti_header`,
+  :func:`orientation_affine` (the 48 axis permutations and flips of a voxel grid).
+- Hostile files: :func:`set_raw` (a DICOM attribute holding any text), :func:`zeros_gzip`
+  and :func:`gzip_bomb_nifti` (a small .nii.gz that inflates to a huge volume),
+  :func:`deflated_bomb_dicom`, :func:`array_pickle_bomb` (a pickle whose array is huge).
 
 Studies are built here directly, not through ``load_study``, so that the export and
 persist tests check against DICOM geometry computed independently of the loader. Where
@@ -15,17 +19,22 @@ anatomy matters, use the package's phantom (``radipop_widgets.io.phantom``) inst
 
 from __future__ import annotations
 
+import gzip
+import itertools
+import zlib
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pydicom
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_dataset
 from pydicom.uid import (
     CTImageStorage,
+    DeflatedExplicitVRLittleEndian,
     EnhancedCTImageStorage,
     ExplicitVRLittleEndian,
     JPEGLosslessSV1,
@@ -376,3 +385,117 @@ def ras_volume(shape=(6, 5, 4), seed=0):
     affine = np.diag([0.8, 0.9, 2.5, 1.0])
     affine[:3, 3] = (-20.0, 15.0, 100.0)
     return data, affine
+
+
+def patch_nifti_header(path, out=None, **fields) -> Path:
+    """Rewrite header fields of a NIfTI-1 or NIfTI-2 file (``.nii`` or ``.nii.gz``) without
+    nibabel's checks, so that impossible values (NaN, zero or negative dimensions) land on
+    disk; ``out`` defaults to ``path``."""
+    path = Path(path)
+    out = path if out is None else Path(out)
+    raw = path.read_bytes()
+    zipped = raw[:2] == b"\x1f\x8b"
+    if zipped:
+        raw = gzip.decompress(raw)
+    klass = nib.Nifti2Header if int.from_bytes(raw[:4], "little") == 540 else nib.Nifti1Header
+    size = klass.sizeof_hdr
+    header = klass(binaryblock=raw[:size], check=False)
+    for key, value in fields.items():
+        header[key] = value
+    raw = header.binaryblock + raw[size:]
+    out.write_bytes(gzip.compress(raw, 1) if zipped else raw)
+    return out
+
+
+def orientation_affine(code, shape, zooms=(3.0, 3.0, 3.0), origin=(-100.0, 80.0, -300.0)):
+    """A RAS affine whose voxel axes point along ``code`` (three letters, e.g. "RAS", "LPS",
+    "SPL", "AIR"), with ``zooms`` mm and voxel (0, 0, 0) at ``origin``."""
+    ornt = nib.orientations.axcodes2ornt(tuple(code))
+    affine = np.eye(4)
+    affine[:3, :3] = 0.0
+    for axis, (target, sign) in enumerate(ornt):
+        affine[int(target), axis] = sign * zooms[axis]
+    affine[:3, 3] = origin
+    return affine
+
+
+#: The 48 axis codes of a voxel grid: every permutation of the three axes, each either way.
+ORIENTATION_CODES = ["".join(pair[s] for pair, s in zip(axes, signs))
+                     for axes in itertools.permutations((("R", "L"), ("A", "P"), ("S", "I")))
+                     for signs in itertools.product((0, 1), repeat=3)]
+
+
+def set_raw(ds, tag, vr, text):
+    """Put ``text`` into ``ds`` as the raw value of ``tag`` (VR ``vr``), unchecked: pydicom
+    converts it only when the attribute is read, as for a file written by a faulty tool."""
+    value = text.encode("latin1") if isinstance(text, str) else bytes(text)
+    if len(value) % 2:
+        value += b" "
+    tag = pydicom.tag.Tag(tag)
+    ds[tag] = RawDataElement(tag, vr, len(value), value, 0, False, True)
+    return ds
+
+
+def zeros_gzip(n_bytes, head=b"", chunk=1 << 24) -> bytes:
+    """A gzip stream of ``head`` followed by ``n_bytes`` zero bytes, built from repeated gzip
+    members (a reader inflates them as one stream): ~1 KB per 1 MiB of zeros, in no time."""
+    parts = [gzip.compress(head, 1)] if head else []
+    member = gzip.compress(bytes(chunk), 9)
+    full, rest = divmod(int(n_bytes), chunk)
+    parts += [member] * full
+    if rest:
+        parts.append(gzip.compress(bytes(rest), 9))
+    return b"".join(parts)
+
+
+def gzip_bomb_nifti(path, shape, dtype=np.uint8, affine=None) -> Path:
+    """A ``.nii.gz`` whose header declares ``shape`` (i, j, k) of ``dtype`` zeros: a few KB
+    on disk per GB inflated."""
+    header = nib.Nifti1Header()
+    header.set_data_shape(shape)
+    header.set_data_dtype(dtype)
+    header.set_sform(np.eye(4) if affine is None else affine, code=1)
+    head = header.binaryblock + b"\x00" * 4  # no extensions; data at offset 352
+    n_bytes = int(np.prod(shape, dtype=object)) * np.dtype(dtype).itemsize
+    Path(path).write_bytes(zeros_gzip(n_bytes, head))
+    return Path(path)
+
+
+def deflated_bomb_dicom(path, inflated_bytes, rows=8, cols=10) -> Path:
+    """A Deflated Explicit VR Little Endian CT slice whose deflated dataset inflates to
+    ``inflated_bytes`` (a private element full of zeros before the pixels) while its
+    header declares an ``rows`` x ``cols`` image."""
+    ds = ct_slice(np.zeros((rows, cols), np.uint16), ORIGIN)
+    ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+    body = DicomBytesIO()
+    body.is_little_endian, body.is_implicit_VR = True, False
+    write_dataset(body, ds)
+    # An OB element of the given length, streamed as zeros: (0009,1000) OB, 4-byte length.
+    length = int(inflated_bytes) & ~1
+    element = (b"\x09\x00\x00\x10" + b"OB\x00\x00" + length.to_bytes(4, "little"))
+    meta = DicomBytesIO()
+    meta.is_little_endian, meta.is_implicit_VR = True, False
+    pydicom.filewriter.write_file_meta_info(meta, ds.file_meta, enforce_standard=True)
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    deflated = [compressor.compress(element)]
+    zeros = bytes(1 << 24)
+    left = length
+    while left:
+        n = min(left, len(zeros))
+        deflated.append(compressor.compress(zeros[:n]))
+        left -= n
+    deflated.append(compressor.compress(body.getvalue()))
+    deflated.append(compressor.flush())
+    Path(path).write_bytes(b"\x00" * 128 + b"DICM" + meta.getvalue() + b"".join(deflated))
+    return Path(path)
+
+
+def array_pickle_bomb(shape=(30000, 30000), dtype="O", protocol=2) -> bytes:
+    """A tiny pickle that makes numpy's ``_reconstruct`` allocate an array of ``shape``
+    (30000 x 30000 objects: ~7 GB) the moment it is unpickled."""
+    dims = b"".join(b"J" + int(n).to_bytes(4, "little", signed=True) for n in shape)
+    tuple_op = {1: b"\x85", 2: b"\x86", 3: b"\x87"}[len(shape)]
+    code = dtype.encode()
+    return (b"\x80" + bytes([protocol]) + b"cnumpy.core.multiarray\n_reconstruct\n"
+            + b"cnumpy\nndarray\n" + dims + tuple_op + b"X" + len(code).to_bytes(4, "little")
+            + code + b"\x87R.")

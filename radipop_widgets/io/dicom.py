@@ -17,18 +17,37 @@ Decisions on real-world quirks:
 - Two slices at one position: the second is skipped with a warning when its pixel data
   and rescale equal the first's (a copy), else ``DuplicateSliceError``.
 - An empty SOPInstanceUID falls back to the file meta MediaStorageSOPInstanceUID.
+- Geometry is checked file by file: PixelSpacing two finite positive values up to
+  ``MAX_PIXEL_MM``, ImagePositionPatient three finite coordinates, ImageOrientationPatient
+  two orthogonal unit vectors. Direction cosines within 1 % of unit length and of a right
+  angle (rounded or sloppily written) are normalised, with a warning when they are off by
+  more than 0.1 %; anything else is refused (``SpacingError``, ``PositionError``,
+  ``OrientationError``), as is text where a number belongs (``HeaderValueError``).
+- RescaleSlope 0 or not a number, RescaleIntercept not a number: ``RescaleError``.
+- Colour data (SamplesPerPixel > 1, RGB, YBR, PALETTE COLOR): the file is set aside as a
+  colour image; a folder of nothing else raises ``ColourImageError``.
+- Sub-folders that cannot be read, and symbolic links to folders (not followed), are
+  skipped with a warning.
+- A deflated file is inflated in a bounded stream first: it must not inflate to more than
+  its header declares (``UnreadableFileError``), nor need more memory than there is.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
+import zlib
 from collections import Counter, defaultdict
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import pydicom
+from pydicom.datadict import tag_for_keyword
+from pydicom.filebase import DicomBytesIO
+from pydicom.filereader import read_dataset
+from pydicom.multival import MultiValue
 from pydicom.pixels import apply_modality_lut, get_decoder, iter_pixels
 from pydicom.uid import (
     UID,
@@ -39,19 +58,34 @@ from pydicom.uid import (
 )
 
 from ..errors import (
+    ColourImageError,
     DecodeError,
     DuplicateSliceError,
+    HeaderValueError,
     InconsistentSlicesError,
     MissingSliceError,
     MultipleSeriesError,
     NoImagesError,
     NotCTError,
+    OrientationError,
+    PositionError,
+    RescaleError,
     SeriesNotFoundError,
+    SpacingError,
     StudyError,
+    StudyTooLargeError,
     UnreadableFileError,
 )
 from ..study import METADATA_KEYS, SliceSource, Study, affine_from_geometry
-from ._common import StudyEntry, check_hu_like, check_hu_range, check_memory
+from ._common import (
+    MAX_PIXEL_MM,
+    StudyEntry,
+    available_memory,
+    check_hu_like,
+    check_hu_range,
+    check_memory,
+    check_spacing,
+)
 
 NON_IMAGE_MODALITIES = {"SEG", "SR", "RTSTRUCT", "RTPLAN", "RTRECORD", "PR", "KO", "REG",
                         "DOC", "PLAN", "RWV", "FID", "AU", "ECG"}
@@ -63,6 +97,12 @@ GAP_FACTOR = 1.5               # a step larger than this x the median step means
 TRUNCATED_WARNING = "End of file reached"
 DICOMDIR_CLASS = "1.2.840.10008.1.3.10"  # Media Storage Directory Storage
 AXIAL = np.array([1.0, 0.0, 0.0, 0.0, 1.0, 0.0])
+UNIT_TOLERANCE = 0.01      # direction cosines this close to unit and orthogonal are normalised
+UNIT_WARNING = 1e-3        # ... with a warning when they are off by more than this
+MAX_POSITION_MM = 1e6      # ImagePositionPatient farther than 1 km from the origin is corrupt
+DEFLATED_HEAD = 1 << 20    # inflated bytes in which a deflated file's header must fit
+DEFLATED_RATIO = 64        # without a readable header, the largest inflation accepted
+GREYSCALE = ("", "MONOCHROME1", "MONOCHROME2")
 
 
 @dataclass
@@ -90,6 +130,7 @@ class _Header:
     forced: bool        # read without the DICM prefix / file meta header
     frame: int | None = None  # 0-based frame of a multi-frame file
     iop_assumed: bool = False
+    iop_note: str | None = None  # how the orientation was normalised, if it was noticeably
 
 
 def load_dicom(path, series=None, progress=None) -> Study:
@@ -111,20 +152,58 @@ def load_dicom(path, series=None, progress=None) -> Study:
     Study
     """
     path = Path(path)
-    files = [path] if path.is_file() else sorted(
-        p for p in path.rglob("*")
-        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts))
+    folder_notes = []
+    files = [path] if path.is_file() else _list_files(path, folder_notes)
     headers, skipped = _read_headers(files)
     groups = _group_series(headers, skipped)
     if not groups:
+        colour = [p for reason, p in skipped if reason.startswith("colour image")]
+        summary = "".join("; " + note for note in folder_notes) + _skip_summary(skipped)
+        if colour:
+            kinds = sorted({reason[len("colour image ("):-1] for reason, _ in skipped
+                            if reason.startswith("colour image")})
+            raise ColourImageError(
+                f"{path}: holds colour images ({', '.join(kinds)}; e.g. {colour[0]}), not CT "
+                "in Hounsfield units: a colour map or screenshot cannot be segmented. Point to "
+                f"the greyscale CT series ({len(files)} files looked at{summary}).")
         raise NoImagesError(f"{path}: no CT image slices found ({len(files)} files looked at"
-                            f"{_skip_summary(skipped)}). Point to the folder or file that holds "
+                            f"{summary}). Point to the folder or file that holds "
                             "the exported DICOM series (or a .nii/.nii.gz file).")
     key = _choose_series(groups, series, path, skipped)
     slices, spacing, affine, notes = _arrange(groups[key], path, skipped)
     study = _decode(slices, spacing, affine, path, progress)
-    study.warnings = _skip_warnings(skipped) + notes + study.warnings
+    study.warnings = folder_notes + _skip_warnings(skipped) + notes + study.warnings
     return study
+
+
+def _list_files(root: Path, notes: list) -> list[Path]:
+    """The files under ``root`` (hidden files and folders left out), sorted; a sentence in
+    ``notes`` for each sub-folder that cannot be read or is a symbolic link (not followed,
+    so that a link cannot lead the loader out of the data folder or round in a loop)."""
+    files = []
+
+    def unreadable(exc):
+        notes.append(f"folder {exc.filename} could not be read ({exc.strerror or exc}) and "
+                     "was skipped; make it readable to load the files in it")
+
+    for folder, dirs, names in os.walk(root, onerror=unreadable):
+        kept = []
+        for name in sorted(dirs):
+            if name.startswith("."):
+                continue
+            full = os.path.join(folder, name)
+            if os.path.islink(full):
+                notes.append(f"folder {full} is a symbolic link and was not followed; copy "
+                             "the files it points to into the study folder to load them")
+            else:
+                kept.append(name)
+        dirs[:] = kept
+        for name in names:
+            if not name.startswith("."):
+                candidate = Path(folder) / name
+                if candidate.is_file():
+                    files.append(candidate)
+    return sorted(files)
 
 
 def scan_dicom_folder(folder) -> list[StudyEntry]:
@@ -134,7 +213,7 @@ def scan_dicom_folder(folder) -> list[StudyEntry]:
     for f in sorted(p for p in folder.iterdir() if p.is_file()):
         try:
             h, s = _read_headers([f])
-        except UnreadableFileError:
+        except StudyError:  # the picker lists what loads; load_study says what is wrong
             continue
         headers += h
         skipped += s
@@ -155,18 +234,28 @@ def _read_headers(files):
             skipped.append(("not a DICOM file", str(f)))
             continue
         ds, has_pixels, forced = read
-        reason = _not_a_slice(ds, has_pixels, f)
-        if reason:
-            skipped.append((reason, str(f)))
-        elif "PerFrameFunctionalGroupsSequence" in ds:
-            frames = _frame_headers(ds, f, forced)
-            if frames:
-                headers += frames
-            else:
-                skipped.append(("multi-frame image without position, orientation or pixel "
-                                "spacing for every frame", str(f)))
-        else:
-            headers.append(_header(ds, f, forced))
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # pydicom warns on the values checked here
+                reason = _not_a_slice(ds, has_pixels, f)
+                if reason:
+                    skipped.append((reason, str(f)))
+                elif "PerFrameFunctionalGroupsSequence" in ds:
+                    frames = _frame_headers(ds, f, forced)
+                    if frames:
+                        headers += frames
+                    else:
+                        skipped.append(("multi-frame image without position, orientation or "
+                                        "pixel spacing for every frame", str(f)))
+                else:
+                    headers.append(_header(ds, f, forced))
+        except StudyError:
+            raise
+        except Exception as exc:  # a header value no check above foresaw
+            raise HeaderValueError(
+                f"{f}: a header value cannot be read ({type(exc).__name__}: {str(exc)[:200]}); "
+                "the file is damaged or was written by a faulty tool. Export the series again "
+                "or remove the file from the folder.") from exc
     return headers, skipped
 
 
@@ -181,6 +270,8 @@ def _read_header(path):
                 force = True  # a dataset written without preamble / file meta
             else:
                 return None
+            if not force:
+                _check_deflated(fp, path)
             fp.seek(0)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -191,6 +282,8 @@ def _read_header(path):
                           or syntax == DeflatedExplicitVRLittleEndian)
         if not force and not (_sop_class(ds) and syntax and UID(syntax).is_valid):
             raise ValueError("no valid SOP class or transfer syntax in the header")
+    except StudyError:
+        raise
     except Exception as exc:  # pydicom raises many types on damaged files
         raise UnreadableFileError(
             f"{path}: cannot be read as DICOM ({type(exc).__name__}: {str(exc)[:200]}). The "
@@ -198,12 +291,96 @@ def _read_header(path):
     return ds, has_pixels, force
 
 
+_LONG_VRS = {b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT",
+             b"UV"}
+
+
+def _file_meta_end(fp):
+    """``(offset, transfer syntax)`` after the file meta group that starts at byte 132."""
+    fp.seek(132)
+    syntax = None
+    while True:
+        offset = fp.tell()
+        tag = fp.read(4)
+        if len(tag) < 4 or int.from_bytes(tag[:2], "little") != 0x0002:
+            return offset, syntax
+        vr = fp.read(2)
+        if vr in _LONG_VRS:
+            fp.read(2)
+            length = int.from_bytes(fp.read(4), "little")
+        else:
+            length = int.from_bytes(fp.read(2), "little")
+        if length > 1 << 16:
+            return offset, syntax  # not a sane meta element: pydicom will say what is wrong
+        value = fp.read(length)
+        if tag == b"\x02\x00\x10\x00":
+            syntax = value.rstrip(b"\x00 ").decode("ascii", "replace")
+
+
+def _check_deflated(fp, path) -> None:
+    """Refuse a deflated file that inflates to more than its header declares.
+
+    pydicom inflates a Deflated Explicit VR Little Endian dataset whole before reading a
+    single element, so a file of a few hundred KB could take gigabytes. Here the data is
+    inflated as a stream in 1 MiB pieces (nothing kept but the first MiB): the header in
+    that first MiB declares the image size, which must fit in memory, and the whole
+    stream may not inflate to more than header plus image (``DEFLATED_RATIO`` times the
+    compressed size when the header is not in the first MiB).
+    """
+    start, syntax = _file_meta_end(fp)
+    if syntax != DeflatedExplicitVRLittleEndian:
+        return
+    compressed = os.fstat(fp.fileno()).st_size - start
+    fp.seek(start)
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    head, total, limit, pending = bytearray(), 0, None, b""
+    while not inflater.eof:
+        if not pending:
+            pending = fp.read(1 << 16)
+            if not pending:
+                break
+        out = inflater.decompress(pending, 1 << 20)
+        pending = inflater.unconsumed_tail
+        total += len(out)
+        if len(head) < DEFLATED_HEAD:
+            head += out[:DEFLATED_HEAD - len(head)]
+        if limit is None and len(head) >= DEFLATED_HEAD:
+            limit = _deflated_limit(bytes(head), compressed, path)
+        if limit is not None and total > limit:
+            raise UnreadableFileError(
+                f"{path}: the deflated data inflates to more than its header declares (over "
+                f"{limit / 2 ** 20:.0f} MiB from {compressed / 2 ** 20:.2f} MiB): the file is "
+                "damaged or made to exhaust memory. Export the series again, uncompressed.")
+
+
+def _deflated_limit(head: bytes, compressed: int, path) -> int:
+    """Bytes a deflated dataset whose first inflated MiB is ``head`` may inflate to."""
+    def stop(tag, vr, length):
+        return tag >= 0x7FE00010 or (length != 0xFFFFFFFF and length > len(head))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds = read_dataset(DicomBytesIO(head), False, True, stop_when=stop)
+        rows, cols = int(ds.Rows), int(ds.Columns)
+        frames = int(_get(ds, "NumberOfFrames") or 1)
+        samples = int(_get(ds, "SamplesPerPixel") or 1)
+        bits = int(_get(ds, "BitsAllocated") or 16)
+    except Exception:
+        return max(DEFLATED_RATIO * compressed, 16 << 20)
+    declared = rows * cols * frames * samples * max(1, -(-bits // 8))
+    if declared > available_memory():
+        raise StudyTooLargeError(
+            f"{path}: declares {declared / 2 ** 30:.2f} GiB of pixel data, more than the memory "
+            "available; load a smaller series.")
+    return DEFLATED_HEAD + declared + (1 << 16)
+
+
 def _not_a_slice(ds, has_pixels, path):
     """Why ``ds`` is not a greyscale image with geometry (None if it is one)."""
     sop_class = _sop_class(ds)
     if sop_class == DICOMDIR_CLASS:
         return "DICOMDIR (an index; the images it lists are read from the folder itself)"
-    modality = str(ds.get("Modality") or "").upper()
+    modality = str(_get(ds, "Modality") or "").upper()
     claims_image = "Image Storage" in UID(sop_class).name
     if modality in NON_IMAGE_MODALITIES or not (claims_image or "Rows" in ds):
         return "not an image (" + (modality or UID(sop_class).name or "unknown object") + ")"
@@ -211,70 +388,223 @@ def _not_a_slice(ds, has_pixels, path):
         raise UnreadableFileError(
             f"{path}: the file ends before its pixel data (truncated copy?). Copy or export "
             "the file again, or remove it from the folder.")
-    if int(ds.get("SamplesPerPixel") or 1) != 1:
-        return "colour image (secondary capture or screenshot)"
+    samples = _whole(ds, "SamplesPerPixel", path, default=1)
+    photometric = str(_get(ds, "PhotometricInterpretation") or "").strip().upper()
+    if samples != 1 or photometric not in GREYSCALE:
+        return f"colour image ({photometric or f'{samples} samples per pixel'})"
     if "PerFrameFunctionalGroupsSequence" in ds:
         return None  # Enhanced multi-frame: geometry per frame, checked by _frame_headers
-    if int(ds.get("NumberOfFrames") or 1) > 1:
+    if _whole(ds, "NumberOfFrames", path, default=1) > 1:
         return "multi-frame image without per-frame functional groups (no slice geometry)"
-    if not ds.get("PixelSpacing") or (not ds.get("ImagePositionPatient")
-                                      and _float_or_none(ds.get("SliceLocation")) is None):
+    if not _present(ds, "PixelSpacing") or (not _present(ds, "ImagePositionPatient")
+                                            and _float_or_none(_get(ds, "SliceLocation")) is None):
         return "image without position (ImagePositionPatient or SliceLocation) or pixel spacing"
     return None
 
 
 def _header(ds, path, forced) -> _Header:
     """The header of a single-frame slice."""
-    image_type = [str(v).upper() for v in (ds.get("ImageType") or [])]
-    iop = ds.get("ImageOrientationPatient")
-    ipp = ds.get("ImagePositionPatient")
+    image_type = [str(v).upper() for v in _values(_get(ds, "ImageType"))]
+    iop, iop_note = _orientation(ds, path)
     return _Header(
-        path=str(path), **_header_fields(ds),
-        iop=np.asarray(iop, float) if iop else AXIAL, iop_assumed=not iop,
-        ipp=np.asarray(ipp, float) if ipp else None,
-        slice_location=_float_or_none(ds.get("SliceLocation")),
-        pixel_spacing=(float(ds.PixelSpacing[0]), float(ds.PixelSpacing[1])),
-        thickness=_float_or_none(ds.get("SliceThickness")), rescale=_rescale(ds),
+        path=str(path), **_header_fields(ds, path),
+        iop=AXIAL if iop is None else iop, iop_assumed=iop is None, iop_note=iop_note,
+        ipp=_position(ds, path),
+        slice_location=_float_or_none(_get(ds, "SliceLocation")),
+        pixel_spacing=_pixel_spacing(ds, path),
+        thickness=_float_or_none(_get(ds, "SliceThickness")), rescale=_rescale(ds, path),
         localizer=any("LOCALIZER" in v for v in image_type), forced=forced)
 
 
 def _frame_headers(ds, path, forced) -> list[_Header]:
     """One header per frame of an Enhanced (multi-frame) image; [] when geometry is missing."""
-    first = _header_fields(ds)
+    first = _header_fields(ds, path)
     headers = []
-    for i in range(int(ds.get("NumberOfFrames") or 1)):
+    for i in range(_whole(ds, "NumberOfFrames", path, default=1)):
         position = _frame_item(ds, i, "PlanePositionSequence")
         orientation = _frame_item(ds, i, "PlaneOrientationSequence")
         measures = _frame_item(ds, i, "PixelMeasuresSequence")
-        if not (position and position.get("ImagePositionPatient") and orientation
-                and orientation.get("ImageOrientationPatient") and measures
-                and measures.get("PixelSpacing")):
+        if not (position and _present(position, "ImagePositionPatient") and orientation
+                and _present(orientation, "ImageOrientationPatient") and measures
+                and _present(measures, "PixelSpacing")):
             return []
         frame_type = _frame_item(ds, i, "CTImageFrameTypeSequence")
-        image_type = (frame_type.get("FrameType") if frame_type else None) or \
-            ds.get("ImageType") or []
+        image_type = (_get(frame_type, "FrameType") if frame_type else None) or \
+            _get(ds, "ImageType") or []
+        where = f"{path} (frame {i + 1})"
+        iop, iop_note = _orientation(orientation, where)
         headers.append(_Header(
-            path=str(path), **first, frame=i,
-            iop=np.asarray(orientation.ImageOrientationPatient, float),
-            ipp=np.asarray(position.ImagePositionPatient, float), slice_location=None,
-            pixel_spacing=(float(measures.PixelSpacing[0]), float(measures.PixelSpacing[1])),
-            thickness=_float_or_none(measures.get("SliceThickness")),
-            rescale=_rescale(_frame_item(ds, i, "PixelValueTransformationSequence") or ds),
-            localizer=any("LOCALIZER" in str(v).upper() for v in image_type), forced=forced))
+            path=str(path), **first, frame=i, iop=iop, iop_note=iop_note,
+            ipp=_position(position, where), slice_location=None,
+            pixel_spacing=_pixel_spacing(measures, where),
+            thickness=_float_or_none(_get(measures, "SliceThickness")),
+            rescale=_rescale(_frame_item(ds, i, "PixelValueTransformationSequence") or ds,
+                             where),
+            localizer=any("LOCALIZER" in str(v).upper() for v in _values(image_type)),
+            forced=forced))
     return headers
 
 
-def _header_fields(ds) -> dict:
+def _header_fields(ds, path) -> dict:
     """The _Header fields shared by all frames of a multi-frame file."""
-    uid = str(ds.get("SeriesInstanceUID") or "").strip()
-    number = str(ds.get("SeriesNumber") or "").strip()
+    uid = str(_get(ds, "SeriesInstanceUID") or "").strip()
+    number = str(_get(ds, "SeriesNumber") or "").strip()
     return dict(
         key=uid or ("no-uid/series-" + number if number else "no-uid"), series_uid=uid,
-        description=str(ds.get("SeriesDescription") or ""),
-        modality=str(ds.get("Modality") or "").upper(), sop_class=_sop_class(ds),
-        sop_uid=_sop_uid(ds), instance_number=_int_or_none(ds.get("InstanceNumber")),
-        rows=int(ds.Rows), cols=int(ds.Columns),
+        description=str(_get(ds, "SeriesDescription") or ""),
+        modality=str(_get(ds, "Modality") or "").upper(), sop_class=_sop_class(ds),
+        sop_uid=_sop_uid(ds), instance_number=_int_or_none(_get(ds, "InstanceNumber")),
+        rows=_whole(ds, "Rows", path), cols=_whole(ds, "Columns", path),
         transfer_syntax=str(getattr(ds.get("file_meta"), "TransferSyntaxUID", "") or ""))
+
+
+# --- header values ---------------------------------------------------------------------------
+
+_FIX = ("the header is corrupted: export the series again, or correct the value with a "
+        "DICOM editor (or remove the file from the folder).")
+
+
+def _get(ds, keyword, default=None):
+    """``ds.get(keyword)``, or ``default`` when the stored value cannot be converted."""
+    try:
+        return ds.get(keyword, default)
+    except Exception:
+        return default
+
+
+def _raw_text(ds, keyword) -> str:
+    """The value of ``keyword`` as stored (for messages), at most 64 characters."""
+    try:
+        value = ds.get_item(keyword).value
+    except Exception:
+        return "?"
+    if isinstance(value, bytes):
+        return value.decode("latin1", "replace").strip(" \x00")[:64]
+    if isinstance(value, (list, tuple, MultiValue)):
+        return "\\".join(str(v) for v in value)[:64]
+    return str(value)[:64]
+
+
+_TEXT_VRS = {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC",
+             "UI", "UR", "UT"}
+
+
+def _present(ds, keyword) -> bool:
+    """True when ``keyword`` holds a non-empty value (without converting it)."""
+    tag = tag_for_keyword(keyword)
+    if tag is None or tag not in ds:
+        return False
+    try:
+        element = ds.get_item(tag)
+        value = element.value
+    except Exception:
+        return True  # something is there: the reader of the value says what is wrong
+    if isinstance(value, bytes) and element.VR not in _TEXT_VRS:
+        return len(value) > 0  # binary (US, FL, ...): spaces and zeros are values
+    if isinstance(value, (bytes, str)):
+        return bool(value.strip(b" \x00" if isinstance(value, bytes) else " \x00"))
+    if isinstance(value, (list, tuple, MultiValue)):
+        return len(value) > 0
+    return value is not None
+
+
+def _values(value) -> list:
+    if value is None or value == "":
+        return []
+    if isinstance(value, (list, tuple, MultiValue)):
+        return list(value)
+    return [value]
+
+
+def _numbers(ds, keyword, count, where, error, what):
+    """The ``count`` floats of a decimal attribute; None when absent or empty.
+
+    Raises ``error`` (naming ``where``) for text where numbers belong, another number of
+    values, or values that are not finite.
+    """
+    if not _present(ds, keyword):
+        return None
+    raw = _raw_text(ds, keyword)
+    try:
+        values = [float(v) for v in _values(ds.get(keyword))]
+    except Exception:
+        raise error(f"{where}: {keyword} {raw!r} is not {count} numbers ({what}); "
+                    f"{_FIX}") from None
+    if len(values) != count:
+        raise error(f"{where}: {keyword} holds {len(values)} value{'' if len(values) == 1 else 's'}"
+                    f", {count} expected ({what}); {_FIX}")
+    if not all(math.isfinite(v) for v in values):
+        raise error(f"{where}: {keyword} ({raw}) is not finite ({what}); {_FIX}")
+    return np.array(values)
+
+
+def _whole(ds, keyword, where, default=None, minimum=1) -> int:
+    """A whole-number attribute (Rows, NumberOfFrames, ...) of at least ``minimum``."""
+    if not _present(ds, keyword):
+        if default is None:
+            raise HeaderValueError(f"{where}: {keyword} is missing; {_FIX}")
+        return default
+    raw = _raw_text(ds, keyword)
+    try:
+        value = ds.get(keyword)
+        number = int(value)
+        if number != float(value):
+            raise ValueError
+    except Exception:
+        raise HeaderValueError(f"{where}: {keyword} {raw!r} is not a whole number; "
+                               f"{_FIX}") from None
+    if number < minimum:
+        raise HeaderValueError(f"{where}: {keyword} {number} is not allowed (at least "
+                               f"{minimum}); {_FIX}")
+    return number
+
+
+def _pixel_spacing(ds, where) -> tuple[float, float]:
+    values = _numbers(ds, "PixelSpacing", 2, where, SpacingError, "row and column spacing in mm")
+    if values is None:
+        raise SpacingError(f"{where}: PixelSpacing is missing; {_FIX}")
+    check_spacing(values, where, "PixelSpacing", limits=(MAX_PIXEL_MM, MAX_PIXEL_MM))
+    return float(values[0]), float(values[1])
+
+
+def _position(ds, where):
+    values = _numbers(ds, "ImagePositionPatient", 3, where, PositionError,
+                      "x, y, z of the first pixel in mm")
+    if values is not None and np.abs(values).max() > MAX_POSITION_MM:
+        raise PositionError(f"{where}: ImagePositionPatient ({_raw_text(ds, 'ImagePositionPatient')}"
+                            f") mm lies implausibly far from the origin; {_FIX}")
+    return values
+
+
+def _orientation(ds, where):
+    """``(iop, note)``: the normalised ImageOrientationPatient (None when absent) and a
+    sentence when it had to be normalised noticeably."""
+    iop = _numbers(ds, "ImageOrientationPatient", 6, where, OrientationError,
+                   "two direction cosine vectors")
+    if iop is None:
+        return None, None
+    row, col = iop[:3], iop[3:]
+    lengths = np.linalg.norm(row), np.linalg.norm(col)
+    shown = _raw_text(ds, "ImageOrientationPatient")
+    if max(abs(n - 1) for n in lengths) > UNIT_TOLERANCE:
+        raise OrientationError(
+            f"{where}: ImageOrientationPatient ({shown}) is not unit vectors (lengths "
+            f"{lengths[0]:.3g}, {lengths[1]:.3g}), so the pixel spacing and slice direction "
+            f"it gives are wrong; {_FIX}")
+    cosine = float(row @ col) / (lengths[0] * lengths[1])
+    if abs(cosine) > UNIT_TOLERANCE:
+        off = abs(90.0 - math.degrees(math.acos(max(-1.0, min(1.0, cosine)))))
+        raise OrientationError(
+            f"{where}: ImageOrientationPatient ({shown}) is not orthogonal ({off:.1f} degrees "
+            f"from a right angle): rows and columns must be perpendicular; {_FIX}")
+    row = row / lengths[0]
+    col = col - (col @ row) * row
+    col = col / np.linalg.norm(col)
+    note = None
+    if max(abs(n - 1) for n in lengths) > UNIT_WARNING or abs(cosine) > UNIT_WARNING:
+        note = (f"lengths {lengths[0]:.4f}, {lengths[1]:.4f}, "
+                f"{abs(90.0 - math.degrees(math.acos(cosine))):.2f} degrees off a right angle")
+    return np.concatenate([row, col]), note
 
 
 def _frame_item(ds, i, sequence):
@@ -286,15 +616,36 @@ def _frame_item(ds, i, sequence):
     return None
 
 
-def _rescale(item):
-    """``(slope, intercept)`` of ``item``; None when it has neither these nor a Modality LUT."""
-    if item.get("ModalityLUTSequence"):
+def _rescale(item, where):
+    """``(slope, intercept)`` of ``item``; None when it has neither these nor a Modality LUT.
+
+    Raises RescaleError for a slope of 0 or values that are not finite numbers (they
+    would be taken for 1 and 0, and the image would silently not be in HU).
+    """
+    if _get(item, "ModalityLUTSequence"):
         return (1.0, 0.0)  # unused: _store_hu applies the LUT
-    slope = _float_or_none(item.get("RescaleSlope"))
-    intercept = _float_or_none(item.get("RescaleIntercept"))
+    found = []
+    for keyword in ("RescaleSlope", "RescaleIntercept"):
+        value = None
+        if _present(item, keyword):
+            raw = _raw_text(item, keyword)
+            try:
+                (value,) = [float(v) for v in _values(item.get(keyword))]
+            except Exception:
+                raise RescaleError(f"{where}: {keyword} {raw!r} is not a number, so the "
+                                   "stored values cannot give Hounsfield units; "
+                                   f"{_FIX}") from None
+            if not math.isfinite(value):
+                raise RescaleError(f"{where}: {keyword} {value:g} cannot give Hounsfield "
+                                   f"units; {_FIX}")
+        found.append(value)
+    slope, intercept = found
     if slope is None and intercept is None:
         return None
-    return (slope or 1.0, intercept or 0.0)
+    if slope == 0:
+        raise RescaleError(f"{where}: RescaleSlope 0 makes every pixel the same value; it "
+                           f"cannot give Hounsfield units. {_FIX}")
+    return (1.0 if slope is None else slope, 0.0 if intercept is None else intercept)
 
 
 def _sop_uid(ds) -> str:
@@ -461,6 +812,7 @@ def _arrange(hs, path, skipped):
     notes += _oddity_notes(slices)
     first = slices[0]
     spacing = (step, first.pixel_spacing[0], first.pixel_spacing[1])
+    check_spacing(spacing, path, "the voxel size (slice step, PixelSpacing)")
     affine = affine_from_geometry(first.ipp, first.iop[:3], first.iop[3:], slice_direction,
                                   spacing)
     return slices, spacing, affine, notes
@@ -504,6 +856,11 @@ def _drop_copies(slices, where, path, skipped):
 def _oddity_notes(slices) -> list[str]:
     """Warnings about the kept slices: assumed orientation, thickness, shared SOP UIDs."""
     notes = []
+    normalised = [h for h in slices if h.iop_note]
+    if normalised:
+        notes.append(f"ImageOrientationPatient of {len(normalised)} slice(s) is not exactly two "
+                     f"orthogonal unit vectors ({normalised[0].iop_note}; e.g. "
+                     f"{_source_text(normalised[0])}); normalised before use")
     if any(h.iop_assumed for h in slices):
         notes.append("no ImageOrientationPatient: axial orientation assumed (columns towards "
                      "patient left, rows towards posterior)")
@@ -551,11 +908,19 @@ def _decode(slices, spacing, affine, path, progress) -> Study:
                     f"{h.path}: pixel data is {arr.shape}, the header says {(rows, cols)}; "
                     "the file is damaged: export the series again or move the file out of the "
                     "folder.")
-            inverted |= _store_hu(arr, ds, h.rescale, hu[z_of[h.path, h.frame]], h.path)
+            try:
+                inverted |= _store_hu(arr, ds, h.rescale, hu[z_of[h.path, h.frame]], h.path)
+            except StudyError:
+                raise
+            except Exception as exc:  # a Modality LUT or pixel attribute no check foresaw
+                raise UnreadableFileError(
+                    f"{_source_text(h)}: the pixel values cannot be turned into Hounsfield "
+                    f"units ({type(exc).__name__}: {str(exc)[:200]}); the file is damaged. "
+                    "Export the series again or remove the file from the folder.") from exc
             if metadata is None:
-                metadata = {k: _text_or_none(ds.get(k)) for k in METADATA_KEYS}
-                study_uid = _text_or_none(ds.get("StudyInstanceUID"))
-                frame_uid = _text_or_none(ds.get("FrameOfReferenceUID"))
+                metadata = {k: _text_or_none(_get(ds, k)) for k in METADATA_KEYS}
+                study_uid = _text_or_none(_get(ds, "StudyInstanceUID"))
+                frame_uid = _text_or_none(_get(ds, "FrameOfReferenceUID"))
             done += 1
             if progress is not None:
                 progress(done, n)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 
 import nibabel as nib
@@ -15,9 +16,25 @@ from nibabel.orientations import (
     ornt_transform,
 )
 
-from ..errors import NotCTError, NotHUError, UnreadableFileError
-from ..study import METADATA_KEYS, SliceSource, Study
-from ._common import StudyEntry, check_hu_like, check_hu_range, check_memory
+from ..errors import (
+    ColourImageError,
+    EmptyVolumeError,
+    HeaderValueError,
+    NotCTError,
+    NotHUError,
+    SpacingError,
+    StudyError,
+    UnreadableFileError,
+)
+from ..study import METADATA_KEYS, SliceSource, SourceGrid, Study
+from ._common import (
+    StudyEntry,
+    check_affine,
+    check_hu_like,
+    check_hu_range,
+    check_memory,
+    check_spacing,
+)
 
 # Array axes (i, j, k) after reorientation point to patient Left, Posterior, Superior, so
 # (slice, row, col) = (k, j, i) is a standard axial DICOM slice stack (LPS, ascending z).
@@ -50,15 +67,25 @@ def load_nifti(path, progress=None) -> Study:
         ``progress(done, total)`` after each slab, counting planes along the file's
         last axis.
 
+    The study remembers the source grid (``Study.source_grid``: shape, reorientation and
+    header), on which its NIfTI exports are written.
+
     Raises
     ------
     NotHUError
         8-bit data, or values without air or fat (a label map, MR/PET, CT without intercept).
+    ColourImageError
+        RGB data.
+    EmptyVolumeError, HeaderValueError, GeometryError, StudyTooLargeError
+        A zero or negative dimension; an affine that is not finite, has a zero or absurd
+        voxel size or axes that do not span space; more voxels than memory holds (all
+        checked from the header, before any data is read).
     """
     path = Path(path)
     img, shape3 = _open(path)
     _check_not_8bit(img, path)
     check_memory(shape3[::-1], path)
+    check_affine(img.affine, path)
     transform = ornt_transform(io_orientation(img.affine), TARGET)
     ras = img.affine @ inv_ornt_aff(transform, shape3)
     target = np.empty(3, int)  # (L, P, S) shape
@@ -91,7 +118,7 @@ def load_nifti(path, progress=None) -> Study:
                 stored_view[:, :, k:k + per_slab] = values
                 if progress is not None:
                     progress(min(k + per_slab, n), n)
-    except (OSError, EOFError, ValueError) as exc:  # truncated or damaged data
+    except (OSError, EOFError, ValueError, zlib.error) as exc:  # truncated or damaged data
         raise UnreadableFileError(f"{path}: the image data cannot be read ({exc}); the file is "
                                   "probably truncated. Copy or export it again.") from exc
     check_hu_like(lowest, path, f"is a NIfTI volume of {dtype}",
@@ -100,10 +127,13 @@ def load_nifti(path, progress=None) -> Study:
                   "the header (usually 1 and -1024).")
     affine = RAS_TO_LPS @ ras @ SRC_TO_IJK
     zooms = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
+    check_spacing(zooms, path)
+    grid = SourceGrid(shape=shape3, ornt=np.array(transform, float), header=img.header.copy())
     return Study(hu=hu, spacing=tuple(float(z) for z in zooms), affine=affine,
                  series_description=path.name, modality="CT",
                  sources=[SliceSource(str(path), None, None)] * hu.shape[0],
-                 metadata=dict.fromkeys(METADATA_KEYS), warnings=[], path=path)
+                 metadata=dict.fromkeys(METADATA_KEYS), warnings=[], path=path,
+                 source_grid=grid)
 
 
 def nifti_entry(path) -> StudyEntry | None:
@@ -111,7 +141,8 @@ def nifti_entry(path) -> StudyEntry | None:
     try:
         img, shape3 = _open(Path(path))
         _check_not_8bit(img, path)
-    except (UnreadableFileError, NotCTError):
+        check_affine(img.affine, path)
+    except StudyError:
         return None
     axial = np.flatnonzero(io_orientation(img.affine)[:, 0] == 2)
     n_slices = shape3[int(axial[0])] if axial.size else shape3[2]
@@ -128,14 +159,51 @@ def _check_not_8bit(img, path) -> None:
 
 
 def _open(path):
-    """The nibabel image and its 3-D shape; raise for unreadable or non-3-D files."""
+    """The nibabel image and its 3-D shape; raise for unreadable, non-3-D, empty or
+    non-numeric files and affines that are not finite (header only)."""
     try:
         img = nib.load(str(path))
+        shape = tuple(int(s) for s in img.header.get_data_shape())
+        dtype = img.get_data_dtype()
+        affine = np.asarray(img.affine, float)
     except Exception as exc:
         raise UnreadableFileError(f"{path}: not a readable NIfTI file ({exc}); check that the "
                                   "file is complete and really .nii / .nii.gz.") from exc
-    shape = img.shape
+    if any(s < 0 for s in shape):
+        raise HeaderValueError(f"{path}: the header declares a negative dimension {shape}; "
+                               "the file is damaged. Convert or export the image again.")
     if len(shape) < 3 or any(s != 1 for s in shape[3:]):
         raise NotCTError(f"{path}: holds a {len(shape)}-D image of shape {shape}; a CT study is "
                          "one 3-D volume. Extract the CT volume into its own NIfTI file.")
-    return img, tuple(int(s) for s in shape[:3])
+    if 0 in shape[:3]:
+        raise EmptyVolumeError(f"{path}: the image has shape {shape[:3]}: there is no voxel to "
+                               "load. Convert or export the image again.")
+    if dtype.fields is not None or dtype.kind == "V":
+        raise ColourImageError(f"{path}: holds colour (RGB) data ({dtype}), not Hounsfield "
+                               "units; load the CT image itself.")
+    if dtype.kind == "c":
+        raise NotHUError(f"{path}: holds complex values ({dtype}), which are not Hounsfield "
+                         "units; load the CT image itself.")
+    if dtype.kind not in "iuf":
+        raise NotHUError(f"{path}: holds {dtype} values, which are not Hounsfield units; load "
+                         "the CT image itself.")
+    if int(img.header["sform_code"]) == 0:  # the affine is built from pixdim (qform or none)
+        zooms = [float(z) for z in _raw_header(path, img)["pixdim"][1:4]]
+        if not all(np.isfinite(zooms)) or 0 in zooms:
+            shown = ", ".join(f"{z:g}" for z in zooms)
+            raise SpacingError(f"{path}: the voxel size in the header (pixdim ({shown})) is "
+                               "zero or not finite, so the geometry is unknown (nibabel would "
+                               "take 1 mm); correct the header or convert the image again.")
+    del affine  # read once above so that a damaged header fails here, checked by the caller
+    return img, shape[:3]
+
+
+def _raw_header(path, img):
+    """The header as stored: nibabel's own copy has zero pixdim values already set to 1."""
+    klass = type(img.header)
+    try:
+        with ImageOpener(str(path)) as f:
+            return klass(binaryblock=f.read(klass.sizeof_hdr), check=False)
+    except Exception as exc:
+        raise UnreadableFileError(f"{path}: the header cannot be read again ({exc}); the file "
+                                  "is damaged.") from exc
