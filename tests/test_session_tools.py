@@ -191,3 +191,12 @@ def test_suggested_organ_threshold_is_never_inside_fat():
     hu = rng.normal(-100, 8, (4, 64, 64))            # fat with a little soft tissue
     hu[:, 20:30, 20:30] = rng.normal(60, 8, (4, 10, 10))
     assert suggest_thresholds(hu.astype(np.int16)).organ >= -30 + 30
+
+
+def test_suggestion_is_the_same_for_prone_and_feet_first_studies():
+    from radipop_widgets.segmentation.thresholds import suggest_thresholds
+    rng = np.random.default_rng(4)
+    study, _ = arterial_study(size=512)
+    hu = study.hu + rng.integers(-3, 4, study.hu.shape).astype(np.int16)
+    assert suggest_thresholds(hu[:, ::-1, ::-1]) == suggest_thresholds(hu) == \
+        suggest_thresholds(hu[:, :, ::-1])

@@ -67,9 +67,22 @@ BIN_HU = 0.25
 
 def _in_plane_step(shape, max_pixels: int) -> int:
     """In-plane subsampling step from the slice size only (never from the slice count,
-    so a study's suggestion does not depend on how many slices it has)."""
+    so a study's suggestion does not depend on how many slices it has); odd, so that
+    :func:`_mirror_start` exists."""
     per_slice = shape[-2] * shape[-1]
-    return max(1, int(np.ceil(np.sqrt(per_slice * 40 / max_pixels))))
+    step = max(1, int(np.ceil(np.sqrt(per_slice * 40 / max_pixels))))
+    return step + 1 - step % 2
+
+
+def _mirror_start(n: int, step: int) -> int:
+    """First index of a sample ``start::step`` of ``n`` pixels that a flip maps onto
+    itself (``n - 1 - 2 * start`` divisible by ``step``), so a prone or feet-first
+    study samples the same pixels as its supine, head-first twin.
+
+    >>> _mirror_start(512, 3), _mirror_start(511, 3)
+    (2, 0)
+    """
+    return next(s for s in range(step) if (n - 1 - 2 * s) % step == 0)
 
 
 def _soft_tissue_histograms(hu: np.ndarray, max_pixels: int):
@@ -80,13 +93,14 @@ def _soft_tissue_histograms(hu: np.ndarray, max_pixels: int):
     if hu.ndim == 2:
         hu = hu[None]
     step = _in_plane_step(hu.shape, max_pixels)
+    r0, c0 = _mirror_start(hu.shape[1], step), _mirror_start(hu.shape[2], step)
     edges = np.arange(-20.0, 250.0 + BIN_HU, BIN_HU)
     var_edges = np.arange(0.0, 4000.0, 0.25)
     hist = np.zeros(edges.size - 1, np.int64)
     var_hist = np.zeros(var_edges.size - 1, np.int64)
     chunk = max(1, CHUNK_PIXELS // (hu.shape[1] * hu.shape[2]))
     for z0 in range(0, hu.shape[0], chunk):
-        sub = ndimage.uniform_filter(hu[z0:z0 + chunk, ::step, ::step].astype(np.float32),
+        sub = ndimage.uniform_filter(hu[z0:z0 + chunk, r0::step, c0::step].astype(np.float32),
                                      size=(1, 3, 3))
         hist += np.histogram(sub, edges)[0]
         mean = ndimage.uniform_filter(sub, (1, 5, 5))
