@@ -57,12 +57,13 @@ class JobRunner:
         if busy is not None:
             raise RadipopError(f"{busy} is still running: wait until it ends.")
 
-    def run(self, description: str, work, done, action: str) -> Future:
+    def run(self, description: str, work, done, action: str, failed=None) -> Future:
         """Run ``work(progress)`` as a job, then ``done(result)`` under the lock.
 
         ``description`` labels the progress bar ("Loading"); ``action`` names the job
         in an error message ("Opening the study failed: ..."). ``progress(done, total)``
-        moves the bar. Errors go to the message panel. Returns a Future.
+        moves the bar. Errors go to the message panel, then to ``failed(error)`` (under
+        the lock) when given. Returns a Future.
         """
         self.check_idle()
         future = Future()
@@ -80,6 +81,9 @@ class JobRunner:
             except Exception as exc:  # noqa: BLE001 - the user must see every failure
                 error = exc
                 self.messages.report(exc, action)
+                if failed is not None:
+                    with self.lock:
+                        failed(exc)
             finally:
                 with self.lock:
                     self._job = None

@@ -21,8 +21,10 @@ class StudyPanel:
     """Lists the studies under ``data_root`` and opens one as a job.
 
     ``show_session(session)`` binds the dashboard to the opened study's session;
-    ``show_tab(name)`` selects a tab ("Study" while loading the first study, so an error
-    stays in view; "Segment" once it is open).
+    ``show_tab(name)`` selects a tab ("Study" when the first study fails to open, so the
+    error stays in view; "Segment" once a study is open). The page is not switched to
+    "Study" and back while it loads: the browser's tab bar, still being built, would send
+    its own tab back and win.
     """
 
     def __init__(self, ctx: Context, data_root: Path | None, workspace: Path,
@@ -77,8 +79,6 @@ class StudyPanel:
         if index is None:
             raise RadipopError("Choose a study in the list first.")
         entry = self.entries[index]
-        if self.ctx.session is None:
-            self.show_tab("Study")
         self.ctx.status(f"Loading {entry.description or Path(entry.path).name} "
                         f"({entry.n_slices} slices)...")
 
@@ -93,7 +93,11 @@ class StudyPanel:
             with self.ctx.quiet():
                 self.study_list.value = index
             self.show_tab("Segment")
-        return self.ctx.jobs.run("Loading", work, done, "Opening the study")
+
+        def failed(error):
+            if self.ctx.session is None:
+                self.show_tab("Study")
+        return self.ctx.jobs.run("Loading", work, done, "Opening the study", failed)
 
     def show(self, session) -> None:
         """Show the patient data, the geometry and the contrast phase of the session's study."""
