@@ -5,16 +5,15 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import uuid
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from . import export, labelmap, measure, persist
 from .errors import SessionError
 from .events import Change, SessionEvent
 from .history import History, Step, label_patch
-from .io import load_study
 from .labels import label_name
 from .organ_tools import OrganTools
 from .regions import MAX_CUTS, CandidateRegions
@@ -22,18 +21,19 @@ from .segmentation.edit import clean_points, line_mask
 from .segmentation.grow import leftover_rim
 from .segmentation.intensity import (DEFAULT_RANGE, IntensityRange, RangeParams, band_thresholds,
                                      learn_range)
-from .segmentation.phase import Phase, estimate_phase
 from .segmentation.partition import DEFAULT_PARAMS, PartitionParams, smooth_slice
+from .segmentation.phase import Phase, estimate_phase
 from .segmentation.propagate import DEFAULT_EXTEND, ExtendParams, ExtendReport
 from .segmentation.rim import DEFAULT_RIM, RimParams, partial_volume_rim
 from .segmentation.thresholds import DEFAULT_THRESHOLDS, Thresholds, suggest_thresholds
+from .session_files import SessionFiles
 from .study import Study
 from .validate import check_label, check_slice, check_thresholds
 
 log = logging.getLogger(__name__)
 
 
-class Session(OrganTools):
+class Session(OrganTools, SessionFiles):
     """Labels of one study and the edits that make them.
 
     Parameters
@@ -98,6 +98,10 @@ class Session(OrganTools):
         self.last_message = ""
         self.last_report: ExtendReport | None = None
         self._phase: Phase | bool | None = None
+        #: names this session's saves; ``_base`` is the save it was opened from
+        self.session_id = uuid.uuid4().hex
+        self._base: str | None = None
+        self._autosave_folder: Path | None = None
 
     def _z(self, z) -> int:
         return check_slice(z, self.study.n_slices)
@@ -414,7 +418,7 @@ class Session(OrganTools):
     def _after_edit(self, source: str, step: Step) -> None:
         if self.autosave:
             try:
-                self.save(persist.autosave_dir(self.study, self.workspace))
+                self._save_to(self.autosave_folder(), replace=False)
             except Exception as exc:  # keep editing; say why the autosave failed
                 log.exception("autosave failed")
                 self.last_message = f"{self.last_message} (autosave failed: {exc})"
@@ -424,49 +428,3 @@ class Session(OrganTools):
     def state(self) -> dict:
         """JSON-able state saved next to the labels."""
         return self.candidates.state()
-
-    def save(self, folder=None) -> Path:
-        """Save labels and state (atomically) to ``folder`` or the default session folder."""
-        if folder is None:
-            folder = persist.default_session_dir(self.study, self.workspace)
-        return persist.save_session(folder, self.labels, self.state(), self.study)
-
-    @classmethod
-    def open(cls, folder, study: Study | None = None, **kwargs) -> "Session":
-        """Reopen a saved session; ``study`` None loads the study from the saved path."""
-        if study is None:
-            path = persist.read_session_info(folder).get("study_path")
-            if not path:
-                raise SessionError(f"the session in {folder} does not record its study; "
-                                   "pass study=load_study(...)")
-            study = load_study(path)
-        labels, state = persist.load_session(folder, study)
-        session = cls(study, **kwargs)
-        session.labels[...] = labels
-        session.candidates.restore(state)
-        return session
-
-    def volumes_ml(self) -> dict:
-        """{"liver": mL, "spleen": mL} from the voxel spacing."""
-        return measure.volumes_ml(self.labels, self.study.spacing)
-
-    def measurements(self) -> dict:
-        """Per organ: volume_ml, slices, mean_hu, sd_hu, area per slice."""
-        return measure.organ_measurements(self.labels, self.study.hu, self.study.spacing)
-
-    def export_nifti(self, path) -> Path:
-        """One NIfTI label map (1 liver, 2 spleen) with the study geometry."""
-        return labelmap.write_nifti_labels(path, self.labels, self.study)
-
-    def export_organ_masks(self, folder):
-        """One binary NIfTI mask per organ."""
-        return export.export_organ_masks(folder, self.labels, self.study)
-
-    def export_legacy(self, folder):
-        """The original tool's per-slice ``<i>.p`` files."""
-        return export.export_legacy(folder, self.labels, self.study)
-
-    def export_dicom_seg(self, path):
-        """DICOM SEG referencing the source series."""
-        return export.export_dicom_seg(path, self.labels, self.study)
-

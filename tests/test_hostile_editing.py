@@ -55,3 +55,32 @@ def test_a_cut_that_opens_keeps_its_slice_usable(s, tmp_path):
     folder = _saved(s, tmp_path, cuts={"2": [[[0, 0], [63, 63]]]})
     reopened = Session.open(folder, study=s.study)
     assert reopened.regions(2).max() >= 1
+
+
+def test_two_sessions_on_one_study_never_destroy_each_others_save(tmp_path):
+    from radipop_widgets.errors import SessionConflictError
+    study = make_study()
+    a, b = Session(study, thresholds=T, workspace=tmp_path), Session(study, thresholds=T,
+                                                                     workspace=tmp_path)
+    a.select(2, 20, 20)
+    a.assign(2, LIVER)
+    a.save()
+    b.draw(3, [(5, 5)], LIVER, width_mm=3)
+    with pytest.raises(SessionConflictError):
+        b.save()
+    assert (Session.open(a.save(), study=study).labels == a.labels).all()   # a saves again
+    reopened = Session.open(a.save(), study=study)
+    reopened.draw(4, [(5, 5)], LIVER, width_mm=3)
+    reopened.save()                      # a session opened from the save may replace it
+    b.save(replace=True)                 # and replacing is an explicit choice
+    assert (Session.open(b.save(), study=study).labels == b.labels).all()
+
+
+def test_two_sessions_autosave_into_their_own_folders(tmp_path):
+    study = make_study()
+    a = Session(study, thresholds=T, workspace=tmp_path, autosave=True)
+    b = Session(study, thresholds=T, workspace=tmp_path, autosave=True)
+    a.draw(2, [(5, 5)], LIVER, width_mm=3)
+    b.draw(3, [(5, 5)], LIVER, width_mm=3)
+    assert a.autosave_folder() != b.autosave_folder()
+    assert "autosave failed" not in a.last_message + b.last_message

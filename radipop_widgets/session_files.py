@@ -1,0 +1,89 @@
+"""The files of a Session: save, reopen, autosave folder, measurements and exports.
+
+:class:`SessionFiles` is a part of :class:`~radipop_widgets.session.Session` (mixed in);
+it uses the Session's study, labels, state and ids and holds no state of its own.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import export, labelmap, measure, persist
+from .errors import SessionError, StudyError
+from .io import load_study
+from .study import Study
+
+
+class SessionFiles:
+    """Save, open and export (mixed into Session)."""
+
+    def autosave_folder(self) -> Path:
+        """Where this session autosaves (chosen once: the study's autosave folder, or one
+        of its own when another session's autosave is there)."""
+        if self._autosave_folder is None:
+            self._autosave_folder = persist.autosave_dir(
+                self.study, self.workspace, session_id=self.session_id, base=self._base)
+        return self._autosave_folder
+
+    def save(self, folder=None, replace: bool = False) -> Path:
+        """Save labels and state (atomically) to ``folder`` or the default session folder.
+
+        A folder holding another session's saved work is never replaced silently: that
+        raises :class:`~radipop_widgets.errors.SessionConflictError` (saying when that
+        work was saved and its volumes) unless ``replace=True``.
+        """
+        if folder is None:
+            folder = persist.default_session_dir(self.study, self.workspace)
+        return self._save_to(folder, replace=replace)
+
+    def _save_to(self, folder, replace: bool) -> Path:
+        path = persist.save_session(folder, self.labels, self.state(), self.study,
+                                    session_id=self.session_id, base=self._base,
+                                    replace=replace)
+        return path
+
+    @classmethod
+    def open(cls, folder, study: Study | None = None, **kwargs):
+        """Reopen a saved session; ``study`` None loads the study from the saved path.
+        Saving it again replaces what it was opened from (and nothing newer)."""
+        if study is None:
+            path = persist.read_session_info(folder).get("study_path")
+            if not path:
+                raise SessionError(f"the session in {folder} does not record its study; "
+                                   "pass study=load_study(...)")
+            try:
+                study = load_study(path)
+            except StudyError as exc:
+                raise SessionError(f"the study of the session in {folder} cannot be loaded "
+                                   f"({exc}); pass study=load_study(...)") from exc
+        loaded = persist.open_session(folder, study)
+        session = cls(study, **kwargs)
+        session.labels[...] = loaded.labels
+        session.candidates.restore(loaded.state)
+        session._base = loaded.info.get("save_id")
+        return session
+
+    def volumes_ml(self) -> dict:
+        """{"liver": mL, "spleen": mL} from the voxel spacing."""
+        return measure.volumes_ml(self.labels, self.study.spacing)
+
+    def measurements(self) -> dict:
+        """Per organ: volume_ml, slices, mean_hu, sd_hu, area per slice."""
+        return measure.organ_measurements(self.labels, self.study.hu, self.study.spacing)
+
+    def export_nifti(self, path) -> Path:
+        """One NIfTI label map (1 liver, 2 spleen) with the study geometry."""
+        return labelmap.write_nifti_labels(path, self.labels, self.study)
+
+    def export_organ_masks(self, folder):
+        """One binary NIfTI mask per organ."""
+        return export.export_organ_masks(folder, self.labels, self.study)
+
+    def export_legacy(self, folder):
+        """The original tool's per-slice ``<i>.p`` files."""
+        return export.export_legacy(folder, self.labels, self.study)
+
+    def export_dicom_seg(self, path):
+        """DICOM SEG referencing the source series."""
+        return export.export_dicom_seg(path, self.labels, self.study)
+
