@@ -257,10 +257,19 @@ def test_reopening_offers_the_saved_session(phantom, tmp_path):
     second.resume_panel.start_new_button.click()
     assert second.resume_panel.widget.layout.display == "none"
     assert (folder / "labels.nii.gz").read_bytes() == saved   # kept until saved over
-    second.save()
+    second.save()                                     # Start new said it replaces them
     assert persist_labels(folder).sum() == 0
 
+    assert first.save() is None                       # a stale page asks first
+    assert first.save_panel.conflict.layout.display == "flex"
+    assert "Another session saved this study at 20" in first.save_panel.conflict_text.value
+    assert persist_labels(folder).sum() == 0 and "Not saved" in first.messages.messages[0][1]
+    first.save_panel.keep_button.click()
+    assert first.save_panel.conflict.layout.display == "none"
     first.save()
+    first.save_panel.replace_button.click()           # the user says so
+    assert persist_labels(folder).sum() == first.session.labels.sum() > 0
+    assert first.save_panel.conflict.layout.display == "none"
     third = App(study=study, workspace=tmp_path)
     third.mouse_down(x, y)
     third.assign(SPLEEN)                              # an edit before resuming is discarded

@@ -310,9 +310,10 @@ class App:
     def redo(self) -> bool:
         return self.header.redo()
 
-    def save(self) -> Path:
-        """Save the session into the workspace."""
-        return self.save_panel.save()
+    def save(self, replace: bool = False) -> Path | None:
+        """Save the session into the workspace (None: another session saved there since,
+        and the Save panel asks whether to replace it)."""
+        return self.save_panel.save(replace)
 
     def export(self, kind: str) -> Future:
         """Export the labels (``nifti``, ``legacy`` or ``dicom_seg``) in the background;

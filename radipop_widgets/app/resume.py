@@ -18,13 +18,16 @@ from .ui import button, tagged
 class ResumePanel:
     """Shown when the opened study has a session on disk. While the offer is open the
     new session does not autosave, so the work on disk cannot be overwritten before the
-    user chose. ``show_session(session)`` binds the dashboard to the resumed session."""
+    user chose. ``show_session(session)`` binds the dashboard to the resumed session.
+    ``replaces_saved`` says whether Save session may replace the study's saved session
+    without asking: the user chose Start new while it was offered (they were told so)."""
 
     def __init__(self, ctx: Context, workspace: Path, show_session: Callable[[Session], None]):
         self.ctx = ctx
         self.workspace = workspace
         self.show_session = show_session
         self.offered: Path | None = None
+        self.replaces_saved = False
         self.text = widgets.HTML()
         self.resume_button = button("Resume saved session", "Load the saved labels and "
                                     "thresholds", "#c8e6c9", icon="history")
@@ -50,6 +53,7 @@ class ResumePanel:
     def offer(self, study) -> None:
         """Offer the newest of the study's saved session and autosaved work, if any."""
         self._close()
+        self.replaces_saved = False
         candidates, problems = find_candidates(study, self.workspace)
         for problem in problems:
             self.ctx.messages.warning(problem)
@@ -83,6 +87,7 @@ class ResumePanel:
     def start_new(self) -> None:
         """Keep the new session and start autosaving it; a saved session stays on disk
         until Save session replaces it."""
+        self.replaces_saved = self.replaces_saved or self.pending
         self._close()
         if self.ctx.session is not None:
             self.ctx.session.autosave = True
