@@ -69,7 +69,7 @@ def test_two_sessions_on_one_study_never_destroy_each_others_save(tmp_path):
     with pytest.raises(SessionConflictError):
         b.save()
     assert (Session.open(a.save(), study=study).labels == a.labels).all()   # a saves again
-    reopened = Session.open(a.save(), study=study)
+    reopened = Session.open(a.save(), study=study, workspace=tmp_path)
     reopened.draw(4, [(5, 5)], LIVER, width_mm=3)
     reopened.save()                      # a session opened from the save may replace it
     b.save(replace=True)                 # and replacing is an explicit choice
