@@ -28,7 +28,7 @@ from .atomic import atomic_folder, atomic_write_bytes, is_temporary
 from .errors import MaskFileError, SessionError
 from .labelmap import (check_labels, nifti_affine, read_nifti_labels, write_nifti_labels,
                        write_nifti_stream)
-from .labels import LIVER, SPLEEN, label_name
+from .labels import MEASURED, label_name, organ
 from .study import Study
 
 __all__ = ["dicom_seg_problem", "export_dicom_seg", "export_legacy", "export_organ_masks",
@@ -45,7 +45,7 @@ def export_organ_masks(folder, labels: np.ndarray, study: Study) -> dict[str, Pa
     """
     labels = check_labels(labels, study)
     folder = Path(folder)
-    names = {label: f"{label_name(label)}.nii.gz" for label in (LIVER, SPLEEN)}
+    names = {o.value: f"{o.name}.nii.gz" for o in MEASURED}
     _check_export_folder(folder, lambda name: name in names.values(), "organ masks")
     with atomic_folder(folder) as staging:
         for label, name in names.items():
@@ -315,7 +315,7 @@ def import_legacy_masks(folder, study: Study, *, keep_other: bool = False) -> np
                 raise MaskFileError(f"{path} holds values above 255; labels are 0..255")
             labels[z] = mask
         else:
-            labels[z] = np.where((mask == LIVER) | (mask == SPLEEN), mask, 0)
+            labels[z] = np.where(np.isin(mask, [o.value for o in MEASURED]), mask, 0)
     return labels
 
 
@@ -332,12 +332,12 @@ def _segment_description(number: int, label: int):
     import highdicom as hd  # lazy: see above
     from pydicom.sr.codedict import codes  # lazy: see above
 
-    kind = {LIVER: codes.SCT.Liver, SPLEEN: codes.SCT.Spleen}.get(label, codes.SCT.Organ)
+    code, meaning = organ(label).snomed            # the organ table names the codes
     return hd.seg.SegmentDescription(
         segment_number=number,
         segment_label=label_name(label),
         segmented_property_category=codes.SCT.AnatomicalStructure,
-        segmented_property_type=kind,
+        segmented_property_type=hd.sr.CodedConcept(code, "SCT", meaning),
         algorithm_type=hd.seg.SegmentAlgorithmTypeValues.SEMIAUTOMATIC,
         algorithm_identification=hd.AlgorithmIdentificationSequence(
             name="radipop-widgets", version=__version__,

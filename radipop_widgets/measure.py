@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .labels import LIVER, SPLEEN, label_name
+from .labels import MEASURED, label_name
 
 _SLAB = 16  # slices per pass: bounds the int64 temporaries to ~16 slices
 
@@ -62,7 +62,7 @@ def volumes_ml(labels: np.ndarray, spacing) -> dict[str, float]:
     labels = _check(labels, spacing)
     voxel_ml = float(np.prod(spacing)) / 1000.0
     return {label_name(v): float(np.count_nonzero(labels == v) * voxel_ml)
-            for v in (LIVER, SPLEEN)}
+            for v in (o.value for o in MEASURED)}
 
 
 def organ_measurements(labels: np.ndarray, hu: np.ndarray | None, spacing) -> dict[str, dict]:
