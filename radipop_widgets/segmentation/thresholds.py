@@ -142,8 +142,11 @@ def valley_below(hist: np.ndarray, start: int, *, ratio: float = VALLEY_RATIO,
     While ``hist[start]`` is at least ``ratio`` times the nearest local minimum within
     ``search`` bins below and at least ``major`` times the histogram's maximum, the
     threshold lies on the flank of a major peak and moves to that minimum; so it ends
-    below the lowest of adjacent organ peaks (not below minor ones), and stays where it
-    is when it already sits in (or near) a valley or no valley lies below.
+    below the lowest of adjacent organ peaks (not below minor ones), never more than
+    ``search`` bins below where it started (further, the result depended on which
+    pixels were sampled: the native phantom went to 38 or 20 HU with its orientation),
+    and stays where it is when it already sits in (or near) a valley or no valley lies
+    below.
 
     Parameters
     ----------
@@ -154,9 +157,10 @@ def valley_below(hist: np.ndarray, start: int, *, ratio: float = VALLEY_RATIO,
     """
     moved = True
     floor = major * float(hist.max())
+    lowest = max(start - search, 1)       # never more than ``search`` below the start
     while moved and hist[start] >= floor:
         moved = False
-        for i in range(start - 1, max(start - search, 1) - 1, -1):
+        for i in range(start - 1, lowest - 1, -1):
             if hist[i] < hist[i + 1] and hist[i] <= hist[i - 1]:
                 if hist[start] >= ratio * hist[i]:
                     start, moved = i, True
