@@ -253,7 +253,8 @@ def test_reopening_offers_the_saved_session(phantom, tmp_path):
 
     second = App(study=study, workspace=tmp_path)     # a fresh session, and the offer
     assert second.resume_panel.widget.layout.display == "flex" and second.session.labels.sum() == 0
-    assert "saved 20" in second.resume_panel.text.value    # when it was saved (local time)
+    newest = second.resume_panel.choice.options[0][0]     # when it was saved (local time)
+    assert newest.startswith("saved 20") and "liver" in newest
     second.resume_panel.start_new_button.click()
     assert second.resume_panel.widget.layout.display == "none"
     assert (folder / "labels.nii.gz").read_bytes() == saved   # kept until saved over
@@ -292,7 +293,7 @@ def test_autosaved_work_survives_a_lost_kernel(phantom, tmp_path):
     assert find_saved_session(study, tmp_path) is None
 
     again = App(study=study, workspace=tmp_path)
-    assert "autosaved but not saved" in again.resume_panel.text.value
+    assert again.resume_panel.choice.options[0][0].startswith("autosaved 20")
     again.mouse_down(x, y)
     again.assign(SPLEEN)                              # no autosave over it before a choice
     again.resume_panel.resume_button.click()
@@ -300,6 +301,68 @@ def test_autosaved_work_survives_a_lost_kernel(phantom, tmp_path):
     again.header.undo_button.click()                         # nothing to undo after resuming
     assert (again.session.labels == LIVER).any()
     assert again.session.autosave
+
+
+def test_start_new_and_an_edit_still_offer_the_saved_session(phantom, tmp_path):
+    study, reference = phantom
+    first = App(study=study, workspace=tmp_path)
+    x, y, _ = organ_point(first, reference, LIVER)
+    first.mouse_down(x, y)
+    first.assign(LIVER)
+    first.save()
+
+    second = App(study=study, workspace=tmp_path)
+    second.resume_panel.start_new_button.click()
+    second.mouse_down(x, y)
+    second.assign(SPLEEN)                             # one edit: autosaved beside the save
+
+    third = App(study=study, workspace=tmp_path)
+    panel = third.resume_panel
+    labels = [label for label, _ in panel.choice.options]     # each autosave and the save
+    assert [label.split(" ")[0] for label in labels] == ["autosaved", "saved", "autosaved"]
+    assert panel.widget.layout.display == "flex"
+    assert all(" mL" in label and "liver" in label and "spleen" in label for label in labels)
+    assert "spleen 0.0" not in labels[0] and "spleen 0.0" in labels[1]   # Start new's edit
+    assert panel.choice.value == panel.choice.options[0][1]      # the newest is preselected
+    assert all(label in third.messages.messages[0][1] for label in labels)
+    panel.choice.value = panel.choice.options[1][1]              # the saved one
+    panel.resume_button.click()
+    np.testing.assert_array_equal(third.session.labels, first.session.labels)
+    assert not (third.session.labels == SPLEEN).any() and panel.widget.layout.display == "none"
+
+
+def test_a_damaged_session_of_the_study_is_named_not_fatal(phantom, tmp_path):
+    study, reference = phantom
+    first = App(study=study, workspace=tmp_path)
+    x, y, _ = organ_point(first, reference, LIVER)
+    first.mouse_down(x, y)
+    first.assign(LIVER)
+    folder = first.save()
+    damaged = folder / "autosave-broken"
+    damaged.mkdir()
+    (damaged / "session.json").write_text(
+        '{"format":"radipop-widgets session","format_version":"2"}')
+
+    again = App(study=study, workspace=tmp_path)
+    panel = again.resume_panel
+    assert [label.split(" ")[0] for label, _ in panel.choice.options] == ["saved", "autosaved"]
+    assert not any("autosave-broken" in label for label, _ in panel.choice.options)
+    assert "autosave-broken" in panel.damaged_text.value
+    assert "cannot be opened" in panel.damaged_text.value
+    assert any("autosave-broken" in text and "cannot be opened" in text
+               for _, text in again.messages.messages)
+    panel.resume_button.click()
+    np.testing.assert_array_equal(again.session.labels, first.session.labels)
+
+    (folder / "session.json").write_text("{not json")   # the save damaged too
+    last = App(study=study, workspace=tmp_path)
+    assert [label.split(" ")[0] for label, _ in last.resume_panel.choice.options] == ["autosaved"]
+    assert sum("cannot be opened" in text for _, text in last.messages.messages) == 2
+    for autosave in folder.glob("autosave*"):
+        (autosave / "session.json").write_text("[]")  # nothing left to resume: no offer
+    none_left = App(study=study, workspace=tmp_path)
+    assert none_left.resume_panel.widget.layout.display == "none"
+    assert none_left.session is not None and not none_left.resume_panel.pending
 
 
 def persist_labels(folder):
@@ -410,7 +473,7 @@ def test_study_picker_errors_and_metadata(tmp_path, caplog):
     app.save()
     app.refresh_studies()
     listed = {i: label for label, i in app.studies.study_list.options}
-    assert "saved session (20" in listed[good]
+    assert "saved session (20" in listed[good] and "saved session" not in listed[gap]
     logged = "\n".join(record.getMessage() for record in caplog.records)
     for value in PHANTOM_METADATA.values():
         if len(value) > 3:

@@ -1,30 +1,30 @@
-"""Which saved session the app offers when a study opens (a pure rule)."""
+"""How the resume offer describes a session on disk (local time, volumes, damage)."""
 
 from __future__ import annotations
 
-import pytest
+from pathlib import Path
 
-from radipop_widgets.app.offer import Candidate, local_time, newest_offer
+from radipop_widgets.app.offer import choice_label, local_time, volumes_text
+from radipop_widgets.persist import SessionEntry
 
-EARLY, LATE = "2024-05-01T09:00:00+00:00", "2024-05-02T10:00:00+00:00"
-
-
-@pytest.mark.parametrize("candidates, expected", [
-    ([], None),
-    ([Candidate("saved", "s", EARLY)], "s"),
-    ([Candidate("autosaved", "a", LATE), Candidate("saved", "s", EARLY)], "a"),
-    ([Candidate("autosaved", "a", EARLY), Candidate("saved", "s", LATE)], "s"),
-    ([Candidate("saved", "s", EARLY), Candidate("autosaved", "a", EARLY)], "s"),   # a tie
-    ([Candidate("saved", "s", ""), Candidate("autosaved", "a", EARLY)], "a"),      # no time
-])
-def test_the_newest_is_offered_and_a_save_wins_a_tie(candidates, expected):
-    offer = newest_offer(candidates)
-    assert (offer and offer.folder) == expected
+EARLY = "2024-05-01T09:00:00+00:00"
 
 
-def test_the_offer_in_words():
-    autosaved, saved = Candidate("autosaved", "a", LATE), Candidate("saved", "s", "")
-    assert autosaved.what == "work that was autosaved but not saved"
-    assert saved.what == "a saved session" and saved.when == "?"
-    assert autosaved.when.startswith("2024-05-02 ")
+def test_a_choice_in_words():
+    saved = SessionEntry("saved", Path("s"), EARLY, {"liver": 1510.4, "spleen": 250.0})
+    label = choice_label(saved)
+    assert label.startswith(f"saved {local_time(EARLY)} — ")
+    assert label.endswith("liver 1510 mL, spleen 250 mL")
+    assert choice_label(SessionEntry("autosaved", Path("a"), EARLY, {"liver": 0.25})) \
+        == f"autosaved {local_time(EARLY)} — liver 0.2 mL"
+    assert choice_label(SessionEntry("autosaved", Path("a"))) \
+        == "autosaved ? — no volumes recorded"
+    damaged = SessionEntry("autosaved", Path("study/autosave-x"), problem="not JSON")
+    assert choice_label(damaged) == "autosaved (autosave-x) — cannot be opened: not JSON"
+
+
+def test_times_and_volumes():
+    assert local_time(EARLY)[:4] == "2024" and len(local_time(EARLY)) == len("2024-05-01 09:00")
     assert local_time(None) == "?" and local_time("2024-13-01") == "?"
+    assert volumes_text(None) == "no volumes recorded"
+    assert volumes_text({"liver": 12.34, "spleen": 0.0}) == "liver 12.3 mL, spleen 0.0 mL"

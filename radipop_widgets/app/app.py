@@ -328,7 +328,7 @@ class App:
         return self.studies.open(index)
 
     def resume(self) -> None:
-        """Replace the new session by the offered saved or autosaved session."""
+        """Replace the new session by the chosen saved or autosaved session."""
         self.resume_panel.resume()
 
     def start_new(self) -> None:

@@ -14,7 +14,7 @@ from ..errors import RadipopError, SessionConflictError
 from ..export import dicom_seg_problem
 from ..labels import ORGANS, OTHER
 from .context import Context
-from .offer import local_time
+from .offer import local_time, volumes_text
 from .resume import ResumePanel
 from .ui import button, heading, tagged
 
@@ -102,10 +102,8 @@ class SavePanel:
         try:
             path = s.save(replace=replace or self.resume.pending or self.resume.replaces_saved)
         except SessionConflictError as exc:
-            volumes = ", ".join(f"{organ} {ml:.1f} mL" for organ, ml in
-                                (exc.volumes_ml or {}).items()) or "no volumes recorded"
             said = (f"Another session saved this study at {local_time(exc.saved_at)} "
-                    f"({volumes}) since this one started.")
+                    f"({volumes_text(exc.volumes_ml)}) since this one started.")
             self.conflict_text.value = (f"<b>{html.escape(said)}</b><br><small>Replace it "
                                         "with these labels, or keep it (open the study again "
                                         "and Resume to continue that work).</small>")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import html
 from concurrent.futures import Future
 from pathlib import Path
@@ -9,11 +10,12 @@ from typing import Callable
 
 import ipywidgets as widgets
 
+from .. import persist
 from ..errors import RadipopError
 from ..io import load_study, scan_studies
 from ..session import Session
 from .context import Context
-from .offer import saved_sessions
+from .offer import local_time
 from .ui import button, clamp_int, heading, tagged
 
 
@@ -59,7 +61,7 @@ class StudyPanel:
             self.data_root_text.value = "No data folder configured."
             return
         self.entries = list(scan_studies(self.data_root))
-        saved = saved_sessions(self.workspace)
+        saved = self._saved_sessions()
         options = []
         for i, entry in enumerate(self.entries):
             path = Path(entry.path)
@@ -72,6 +74,16 @@ class StudyPanel:
         self.study_list.options = options
         self.data_root_text.value = (f"<small>Data folder: <code>{html.escape(str(self.data_root))}"
                                      f"</code> · {len(options)} studies</small>")
+
+    def _saved_sessions(self) -> dict[str, str]:
+        """Resolved study path -> when its session was saved (local time); damaged
+        sessions and autosaves are left out."""
+        found = {}
+        for entry in persist.list_sessions(self.workspace):
+            if entry.kind == "saved" and not entry.damaged and isinstance(entry.study_path, str):
+                with contextlib.suppress(OSError, ValueError, RuntimeError):
+                    found[str(Path(entry.study_path).resolve())] = local_time(entry.saved_at)
+        return found
 
     def open(self, index) -> Future:
         """Load the study at ``index`` of the list as a job and show it; returns a Future."""

@@ -78,4 +78,4 @@ def open_page(browser, request, server_env):
         if getattr(request.node, "failed_call", False):
             ARTIFACTS.mkdir(exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
-        page.close()
+        page.close(run_before_unload=True)   # the page asks the server to free its kernel
