@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from ..labels import TISSUE_HU
+
 
 @dataclass(frozen=True)
 class RimParams:
@@ -30,7 +32,7 @@ class RimParams:
     window: int = 7
     contrast_sds: float = 4.0
     fraction: float = 0.5
-    outside_hu: tuple[float, float] = (-200.0, 0.0)
+    outside_hu: tuple[float, float] = TISSUE_HU["fat_rim"]
 
 
 DEFAULT_RIM = RimParams()
