@@ -56,6 +56,8 @@ VESSEL_ABOVE_PEAK = 55.0
 #: never an organ threshold inside fat (whose smoothed HU reaches -30): a chest CT's
 #: histogram of lung, heart and muscle gave -30 HU, and fat and muscle joined the liver
 ORGAN_FLOOR_HU = TISSUE_HU["fat"][1] + 30.0
+#: soft tissue: what the noise and the suggestion are measured on (HU)
+SOFT = TISSUE_HU["soft"]
 BONE_ABOVE_VESSEL = 100.0
 
 
@@ -94,7 +96,7 @@ def _soft_tissue_histograms(hu: np.ndarray, max_pixels: int):
         hu = hu[None]
     step = _in_plane_step(hu.shape, max_pixels)
     r0, c0 = _mirror_start(hu.shape[1], step), _mirror_start(hu.shape[2], step)
-    edges = np.arange(-20.0, 250.0 + BIN_HU, BIN_HU)
+    edges = np.arange(SOFT[0], SOFT[1] + BIN_HU, BIN_HU)
     var_edges = np.arange(0.0, 4000.0, 0.25)
     hist = np.zeros(edges.size - 1, np.int64)
     var_hist = np.zeros(var_edges.size - 1, np.int64)
@@ -105,7 +107,7 @@ def _soft_tissue_histograms(hu: np.ndarray, max_pixels: int):
         hist += np.histogram(sub, edges)[0]
         mean = ndimage.uniform_filter(sub, (1, 5, 5))
         var = ndimage.uniform_filter(sub * sub, (1, 5, 5)) - mean * mean
-        var_hist += np.histogram(var[(mean > -20) & (mean < 250)], var_edges)[0]
+        var_hist += np.histogram(var[(mean > SOFT[0]) & (mean < SOFT[1])], var_edges)[0]
     return hist, edges, var_hist, var_edges
 
 
@@ -129,7 +131,7 @@ def noise_sd(image: np.ndarray, *, window: int = 5) -> float:
     size = (window, window) if image.ndim == 2 else (1, window, window)
     mean = ndimage.uniform_filter(image, size)
     var = ndimage.uniform_filter(image * image, size) - mean * mean
-    sel = (mean > -20) & (mean < 250)
+    sel = (mean > SOFT[0]) & (mean < SOFT[1])
     if not sel.any():
         raise ValueError("no soft tissue (-20..250 HU) to measure the noise on")
     return float(np.sqrt(max(np.percentile(var[sel], 25), 0.0)))
