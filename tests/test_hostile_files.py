@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from synthetic import array_pickle_bomb, gzip_bomb_nifti, synthetic_study
 
-from radipop_widgets import atomic, persist
+from radipop_widgets import atomic, persist_read
 from radipop_widgets.errors import (
     MaskFileError,
     SessionConflictError,
@@ -150,7 +150,7 @@ def test_issue_example_format_version_two_as_text(tmp_path):
 
 def test_a_session_json_too_large_to_be_ours_is_refused_unread(tmp_path, monkeypatch):
     folder = save_session(tmp_path / "s", _liver(), {"v": 1}, _study())
-    monkeypatch.setattr(persist, "MAX_STATE_BYTES", 100)
+    monkeypatch.setattr(persist_read, "MAX_STATE_BYTES", 100)
     with pytest.raises(SessionFileError, match="too large"):
         read_session_info(folder)
 

@@ -214,7 +214,8 @@ def test_body_wall_band_is_its_own_region_and_the_organ_stays_whole():
 def test_body_wall_needs_ribs():
     # no bone: no wall; a big bone (the spine) is not a rib (the fat band rule off)
     hu, organ, r, angle = _body_with_wall(-34)
-    from radipop_widgets.segmentation.partition import body_wall, smooth_slice
+    from radipop_widgets.segmentation.partition import smooth_slice
+    from radipop_widgets.segmentation.wall import body_wall
     ribs_only = PartitionParams(band_mm=0)
     smooth = smooth_slice(hu, pixel_mm=1.0)
     assert body_wall(smooth, T, pixel_mm=1.0, params=ribs_only)[r > 80].any()

@@ -8,7 +8,8 @@ from pathlib import Path
 from ..errors import NoImagesError
 from ..study import Study
 from ._common import MEMORY_LIMIT_ENV, StudyEntry
-from .dicom import load_dicom, scan_dicom_folder
+from .dicom import load_dicom
+from .dicom_files import scan_dicom_folder
 from .nifti import is_nifti, load_nifti, nifti_entry
 
 __all__ = ["MEMORY_LIMIT_ENV", "StudyEntry", "load_study", "scan_studies"]

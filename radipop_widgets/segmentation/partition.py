@@ -2,83 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 from scipy import ndimage
 from skimage.measure import label as label_components
 from skimage.segmentation import watershed
 
+from .partition_params import DEFAULT_PARAMS, PartitionParams
 from .thresholds import Thresholds, noise_sd as measure_noise_sd
-
-
-@dataclass(frozen=True)
-class PartitionParams:
-    """Sizes in mm / mm^2 so that studies of any pixel size behave alike.
-
-    smooth_mm : Gaussian smoothing sigma before thresholding.
-    smooth_noise_hu : the sigma grows until the smoothed noise is about this (see
-        :func:`smoothing_px`); 0 turns that off.
-    bone_margin_mm : bone is removed with this margin (its partial-volume rim).
-    hole_mm2 : holes up to this area are filled (vessels, lesions inside an organ).
-    fat_min_hu, fat_hu, fat_hole_mm2 : holes mostly darker than ``fat_hu`` (smoothed) are fat, never
-        organ parenchyma (a fissure, the porta hepatis): filled only up to
-        ``fat_hole_mm2`` (noise). Fat of the body wall (below) lies above ``fat_min_hu``
-        (lung and air do not).
-    small_mm2 : objects up to this area are removed.
-    closing_mm : radius of the closing that smooths region outlines.
-    neck_ratio : two watershed basins stay separate when the narrowest passage between
-        them is thinner than this fraction of the smaller basin's inner radius.
-    min_peak_mm : distance maxima lower than this above their surroundings do not
-        seed their own basin.
-    body_hu : the body is what is above this (smoothed), holes filled.
-    rib_max_mm2, rib_shell : bone pieces up to this area whose shallowest pixel lies
-        within ``rib_shell`` times the body's largest depth of the outline are ribs
-        (the spine is larger or deeper).
-    wall_reach_mm, wall_margin_mm : the body wall is the body within ``wall_reach_mm``
-        of a rib and no deeper (from the body outline) than that rib's nearest pixel plus
-        ``wall_margin_mm``; its candidate pixels are regions of their own (see
-        :func:`body_wall`). ``wall_reach_mm = 0`` turns the rule off.
-    band_mm, skin_mm, subcut_mm : the muscle layer of the wall is the body within
-        ``band_mm`` inside the subcutaneous fat (``fat_min_hu``..``fat_hu``, connected to
-        the outermost ``skin_mm`` of the body, no deeper than ``subcut_mm``), away from
-        ribs (see :func:`body_wall`); ``band_mm = 0`` turns the rule off.
-    step_sds : two neighbouring basins whose mean (smoothed) HU differs by more than
-        this many noise SDs of a pixel (and more than ``step_min_hu``) are different
-        tissues and stay separate however wide the passage between them (an organ
-        touching the kidney's cortex); ``step_sds = 0`` turns the rule off.
-    work_mm : region finding runs on pixels of about this size (see :func:`partition`).
-    thin_mm, thin_keep_mm2 : parts thinner than ``2 * thin_mm`` and larger than
-        ``thin_keep_mm2`` are regions of their own (see :func:`split_regions`).
-    """
-
-    smooth_mm: float = 1.0
-    smooth_noise_hu: float = 8.0
-    bone_margin_mm: float = 2.0
-    hole_mm2: float = 400.0
-    fat_min_hu: float = -200.0
-    fat_hu: float = -30.0
-    fat_hole_mm2: float = 30.0
-    small_mm2: float = 30.0
-    closing_mm: float = 1.0
-    neck_ratio: float = 0.5
-    min_peak_mm: float = 3.0
-    thin_mm: float = 4.0
-    thin_keep_mm2: float = 150.0
-    body_hu: float = -400.0
-    rib_max_mm2: float = 400.0
-    rib_shell: float = 0.3
-    wall_reach_mm: float = 30.0
-    wall_margin_mm: float = 3.0
-    band_mm: float = 10.0
-    skin_mm: float = 3.0
-    subcut_mm: float = 40.0
-    step_sds: float = 3.0
-    step_min_hu: float = 20.0
-    work_mm: float = 1.5
-
-
-DEFAULT_PARAMS = PartitionParams()
+from .wall import body_wall
 
 
 def _disk(radius_px: float) -> np.ndarray:
@@ -198,62 +129,6 @@ def split_regions(mask: np.ndarray, *, pixel_mm: float,
         regions = watershed(-dist, markers, mask=mask)
     # every region connected (a cut or the watershed never leaves two pieces in one id)
     return label_components(regions, connectivity=1, background=0).astype(np.int32)
-
-
-def body_wall(smooth: np.ndarray, thresholds: Thresholds, *, pixel_mm: float,
-              params: PartitionParams = DEFAULT_PARAMS) -> np.ndarray:
-    """Pixels of the body wall: from the body outline in to the inner side of the ribs.
-
-    Muscle between the ribs (and the diaphragm on their inner side) has the HU of liver
-    and spleen and lies flat on them, so no threshold or edge separates it. The ribs
-    mark the wall: a body pixel near a rib (``wall_reach_mm``, half the widest gap
-    between ribs in an axial slice) that is not deeper below the body outline than the
-    rib's nearest pixel (plus ``wall_margin_mm``) is wall. Organs lie inside the rib
-    cage, deeper than its ribs. Without ribs (below the rib cage, a phantom) there is
-    no wall.
-    """
-    empty = np.zeros(smooth.shape, bool)
-    if params.wall_reach_mm <= 0 and params.band_mm <= 0:
-        return empty
-    body = ndimage.binary_fill_holes(smooth > params.body_hu)
-    if not body.any() or body.all():
-        return empty
-    # depth below the body outline; where the body leaves the image (a field of view
-    # smaller than the patient) the image edge is not skin: the body goes on beyond it
-    depth = ndimage.distance_transform_edt(np.pad(body, 1, constant_values=True))[1:-1, 1:-1]
-    depth *= pixel_mm
-    bone = (smooth > thresholds.bone) & body
-    ribs = empty
-    if params.wall_reach_mm > 0 and bone.any():
-        comps, n = ndimage.label(bone)
-        area = np.bincount(comps.ravel(), minlength=n + 1) * pixel_mm * pixel_mm
-        shallow = np.asarray(ndimage.minimum(depth, comps, np.arange(n + 1)))
-        is_rib = (area <= params.rib_max_mm2) & (shallow <= params.rib_shell * depth.max())
-        is_rib[0] = False
-        ribs = is_rib[comps]
-    band = _muscle_band(smooth, body, depth, pixel_mm=pixel_mm, params=params)
-    if not ribs.any():
-        return band
-    dist, (rr, cc) = ndimage.distance_transform_edt(~ribs, return_indices=True)
-    near = dist * pixel_mm <= params.wall_reach_mm
-    return (band & ~near) | (body & near & (depth <= depth[rr, cc] + params.wall_margin_mm))
-
-
-def _muscle_band(smooth, body, depth, *, pixel_mm, params) -> np.ndarray:
-    """Body pixels within ``band_mm`` inside the subcutaneous fat (none without it)."""
-    if params.band_mm <= 0:
-        return np.zeros(body.shape, bool)
-    skin = body & (depth <= params.skin_mm)
-    fat = body & (smooth > params.fat_min_hu) & (smooth < params.fat_hu) & (
-        depth <= params.subcut_mm)
-    comps, n = ndimage.label(skin | fat)
-    reached = np.bincount(comps[skin], minlength=n + 1) > 0
-    reached[0] = False
-    subcut = reached[comps] & fat & ~skin    # not the partial-volume edge of the skin
-    if not subcut.any():
-        return subcut
-    near = ndimage.distance_transform_edt(~subcut) * pixel_mm <= params.band_mm
-    return near & body & ~(reached[comps])
 
 
 def _regions(mask: np.ndarray, smooth: np.ndarray, thresholds: Thresholds, *,
