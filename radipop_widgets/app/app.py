@@ -166,7 +166,11 @@ class App:
         """Bind the panels to ``session`` and (``offer``) offer the study's saved session."""
         study = session.study
         self.cancel()
-        self.ctx.session = session
+        previous, self.ctx.session = self.ctx.session, session
+        if previous is None or previous.study is not study:
+            # another study: its own window and extent, not the last study's
+            self.view.reset()
+            self.extend_panel.reset()
         session.add_listener(self._listener)
         n, rows, cols = study.shape
         self.viewer.resize(rows, cols)

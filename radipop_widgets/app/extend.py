@@ -10,13 +10,15 @@ import ipywidgets as widgets
 from .context import Context
 from .ui import button, clamp_int, heading, tagged
 
+DEFAULT_N = 5          # slices to extend by, unless "to the organ's end"
+
 
 class ExtendPanel:
     """How far to extend (n slices or to the organ's end), the two buttons, the report."""
 
     def __init__(self, ctx: Context):
         self.ctx = ctx
-        self.n = widgets.BoundedIntText(5, min=1, max=10000, description="Slices",
+        self.n = widgets.BoundedIntText(DEFAULT_N, min=1, max=10000, description="Slices",
                                         style={"description_width": "42px"},
                                         layout=widgets.Layout(width="110px"))
         self.to_end = widgets.Checkbox(True, description="or to the organ's end", indent=False,
@@ -38,6 +40,12 @@ class ExtendPanel:
     def show(self, session) -> None:
         self.n.max = max(1, session.study.n_slices - 1)
         self.report.value = ""
+
+    def reset(self) -> None:
+        """How far to extend back to its defaults (another study is opened)."""
+        with self.ctx.quiet():
+            self.n.value = min(DEFAULT_N, self.n.max)
+            self.to_end.value = True
 
     def extend(self, below: bool = False, above: bool = False) -> Future:
         """Carry this slice's labels below and/or above (n slices, or to the organ's end)

@@ -87,11 +87,7 @@ class JobRunner:
             finally:
                 with self.lock:
                     self._job = None
-                    self.progress.layout.visibility = "hidden"
-                    for control in self._held:
-                        control.disabled = False
-                    for callback in self._on_idle:
-                        callback()
+                    self._release()
             if error is None:
                 future.set_result(result)
             else:
@@ -102,6 +98,24 @@ class JobRunner:
         else:
             target()
         return future
+
+    def _release(self) -> None:
+        """Enable the held controls and run the idle callbacks, each on its own: a control
+        or callback that fails (the page went, its widgets closed) must not leave the others
+        disabled."""
+        steps = [lambda: setattr(self.progress.layout, "visibility", "hidden")]
+        steps += [lambda control=control: setattr(control, "disabled", False)
+                  for control in self._held]
+        for step in steps:
+            try:
+                step()
+            except Exception:  # noqa: BLE001, S110 - a closed widget: nothing to show
+                pass
+        for callback in self._on_idle:
+            try:
+                callback()
+            except Exception as exc:  # noqa: BLE001 - reported, the next callback still runs
+                self.messages.report(exc, "Updating the controls")
 
     def wait(self, timeout: float | None = 60.0):
         """Wait for the last job to end; return its result or raise its error."""

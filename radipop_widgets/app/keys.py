@@ -129,7 +129,9 @@ class KeyMap:
         """The keyboard helper, installed once per page.
 
         The image takes the keyboard focus when the mouse enters it (unless a text box or
-        slider readout is being edited; Enter ends the editing of a box), and bound keys
+        slider readout is being edited); Enter in a box or a slider's readout ends its
+        editing and gives the focus back to the image (a slider's readout keeps the focus
+        after Enter otherwise, and the next key went into it: "d8.0"), and bound keys
         pressed while a button or nothing has the focus are passed to the image. ipycanvas
         only hears keys on a focused canvas, and ipywidgets runs no <script>: an image
         error handler carries the code.
@@ -171,8 +173,9 @@ if (!window.radipopKeys) {
   }, true);
   document.addEventListener('keydown', (e) => {
     const c = image(), t = e.target;
-    if (e.key === 'Enter' && t.tagName === 'INPUT' && t.closest('.radipop-app')) {
-      setTimeout(() => t.blur(), 0);
+    if (e.key === 'Enter' && (t.tagName === 'INPUT' || t.isContentEditable) &&
+        t.closest('.radipop-app')) {
+      setTimeout(() => { t.blur(); if (c) c.focus({preventScroll: true}); }, 0);
       return;
     }
     if (!c || t === c || !(t === document.body || t.tagName === 'BUTTON')) return;

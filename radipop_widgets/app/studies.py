@@ -60,6 +60,7 @@ class StudyPanel:
         if self.data_root is None:
             self.data_root_text.value = "No data folder configured."
             return
+        chosen = self._entry_key(self.study_list.value)
         self.entries = list(scan_studies(self.data_root))
         saved = self._saved_sessions()
         options = []
@@ -71,9 +72,33 @@ class StudyPanel:
             when = saved.get(str(path.resolve()))
             note = f" · saved session ({when})" if when else ""
             options.append((f"{name} — {entry.n_slices} slices — {rel}{note}", i))
-        self.study_list.options = options
+        keys = [self._entry_key(i) for i in range(len(self.entries))]
+        with self.ctx.quiet():
+            self.study_list.options = options     # (selects the first: the choice is kept)
+            self.study_list.value = keys.index(chosen) if chosen in keys else \
+                self._index_of(self.ctx.session)
         self.data_root_text.value = (f"<small>Data folder: <code>{html.escape(str(self.data_root))}"
                                      f"</code> · {len(options)} studies</small>")
+
+    def _entry_key(self, index):
+        """What identifies the entry at ``index`` across rescans (None: no such entry)."""
+        if not isinstance(index, int) or not 0 <= index < len(self.entries):
+            return None
+        entry = self.entries[index]
+        return str(Path(entry.path).resolve()), entry.series_uid
+
+    def _index_of(self, session) -> int | None:
+        """The list's entry of the session's study (None if it is not listed)."""
+        study = session.study if session is not None else None
+        if study is None or study.path is None:
+            return None
+        with contextlib.suppress(OSError, RuntimeError, ValueError):
+            path = str(Path(study.path).resolve())
+            same = [i for i in range(len(self.entries)) if self._entry_key(i)[0] == path]
+            if len(same) > 1:
+                same = [i for i in same if self.entries[i].series_uid == study.series_uid]
+            return same[0] if len(same) == 1 else None
+        return None
 
     def _saved_sessions(self) -> dict[str, str]:
         """Resolved study path -> when its session was saved (local time); damaged
@@ -113,6 +138,10 @@ class StudyPanel:
 
     def show(self, session) -> None:
         """Show the patient data, the geometry and the contrast phase of the session's study."""
+        index = self._index_of(session)
+        if index is not None and index != self.study_list.value:
+            with self.ctx.quiet():
+                self.study_list.value = index          # the list shows the opened study
         study, phase = session.study, session.phase
         rows = [(k, v) for k, v in (study.metadata or {}).items() if v not in (None, "")]
         rows += [("Series", study.series_description or "—"), ("Modality", study.modality),

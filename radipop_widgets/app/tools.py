@@ -12,7 +12,8 @@ import ipywidgets as widgets
 
 from ..labels import BACKGROUND, LIVER, ORGANS, organ
 from .context import Context
-from .messages import sentence
+from .messages import guarded, sentence
+from .throttle import Throttle
 from .ui import range_text, tagged, to_number
 
 MAX_STROKE_POINTS = 4000
@@ -78,34 +79,62 @@ class GrowTool(Tool):
 
 
 class StrokeTool(Tool):
-    """A tool that collects a polyline while the button is down and commits it on release."""
+    """A tool that collects a polyline while the button is down and commits it on release.
+
+    Every point the mouse passes is kept (up to ``MAX_STROKE_POINTS``), but the preview
+    and the brush cursor are drawn by a :class:`Throttle`: at most every ``INTERVAL``
+    seconds, and the preview draws only the points added since it last drew (a flood of
+    mouse moves costs a bounded amount of work per message).
+    """
 
     colour = "#ffffff"
 
     def __init__(self, ctx: Context):
         super().__init__(ctx)
         self.points: list[tuple[int, int]] = []
+        self._shown = 0                          # points the preview shows
+        self._cursor: tuple[int, int] | None = None
+        self._render = Throttle(guarded(ctx.messages, "Drawing the stroke")(self._render_now),
+                                ctx.jobs.lock)
 
     def width_px(self) -> float:
         return 1.0
 
     def press(self, row, col):
+        self._render.cancel()
+        self._cursor = None
         self.points = [(row, col)]
+        self._shown = 1
         self.ctx.viewer.preview_stroke(self.points, self.colour, self.width_px())
 
     def move(self, row, col):
         if not self.points:
-            self.ctx.viewer.show_cursor(row, col, self.width_px() / 2)
+            self._cursor = (row, col)
+            self._render.request()
+        elif self._add(row, col):
+            self._render.request()
+
+    def _render_now(self) -> None:
+        """Draw what the moves since the last render changed: the new part of the stroke,
+        or the cursor where the mouse is now."""
+        if self.ctx.session is None:
             return
-        if self._add(row, col):
-            self.ctx.viewer.preview_stroke(self.points, self.colour, self.width_px())
+        if self.points:
+            new = self.points[self._shown - 1:] if self._shown else self.points
+            if len(new) > 1:
+                self.ctx.viewer.extend_stroke(new, self.colour, self.width_px())
+            self._shown = len(self.points)
+        elif self._cursor is not None:
+            self.ctx.viewer.show_cursor(*self._cursor, self.width_px() / 2)
 
     def release(self, row, col):
+        self._render.cancel()
+        self._cursor = None
         if not self.points:
             return
         if row is not None:
             self._add(row, col)
-        points, self.points = self.points, []
+        points, self.points, self._shown = self.points, [], 0
         self.ctx.viewer.clear_interaction()
         self.ctx.status(self.report(self.commit(points)))
 
@@ -117,7 +146,8 @@ class StrokeTool(Tool):
         return True
 
     def cancel(self):
-        self.points = []
+        self._render.cancel()
+        self.points, self._shown, self._cursor = [], 0, None
         self.ctx.viewer.clear_interaction()
 
     def commit(self, points: list[tuple[int, int]]):

@@ -35,11 +35,22 @@ class ViewPanel:
                                     self.width_slider, heading("Overlay"), self.opacity_slider,
                                     self.outline_box])
         cb = ctx.callback
-        self.preset.observe(cb("Choosing a window")(lambda c: self.set_preset(c["new"])), "value")
+        self.preset.observe(cb("Choosing a window")(self._preset_changed), "value")
         for slider in (self.level_slider, self.width_slider):
             slider.observe(cb("Changing the window")(self._window_changed), "value")
         for control in (self.opacity_slider, self.outline_box):
             control.observe(cb("Drawing the overlay")(lambda _: self.render_overlay()), "value")
+
+    def reset(self) -> None:
+        """The default window (another study is opened; the caller draws the slice)."""
+        level, width = WINDOW_PRESETS[DEFAULT_PRESET]
+        with self.ctx.quiet():
+            self.preset.value = DEFAULT_PRESET
+            self.level_slider.value, self.width_slider.value = int(level), int(width)
+
+    def _preset_changed(self, change) -> None:
+        if not self.ctx.syncing:
+            self.set_preset(change["new"])
 
     def set_preset(self, name) -> None:
         if name not in WINDOW_PRESETS:

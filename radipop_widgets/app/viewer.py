@@ -172,6 +172,20 @@ class Viewer:
             else:
                 layer.stroke_lines([(c + 0.5, r + 0.5) for r, c in points])
 
+    def extend_stroke(self, points: list[tuple[int, int]], colour: str,
+                      width_px: float) -> None:
+        """Draw the polyline ``points`` over the stroke preview (the first point is the last
+        one drawn before): the work is the new points only, however long the stroke."""
+        if len(points) < 2:
+            return
+        layer = self.canvas[INTERACTION]
+        with ipycanvas.hold_canvas():
+            layer.stroke_style = colour
+            layer.line_width = max(1.0, width_px)
+            layer.line_cap = "round"
+            layer.line_join = "round"
+            layer.stroke_lines([(c + 0.5, r + 0.5) for r, c in points])
+
     def show_cursor(self, row: int, col: int, radius_px: float) -> None:
         layer = self.canvas[INTERACTION]
         with ipycanvas.hold_canvas():

@@ -257,3 +257,18 @@ def test_large_screen_shows_a_larger_image_with_exact_mapping(server, open_page)
                                        timeout=10_000)
         centre_row, centre_col, n = found.json_value()
         assert abs(centre_row - row) <= 0.5 and abs(centre_col - col) <= 0.5, (row, col, n)
+
+
+def test_enter_in_a_slider_box_gives_the_keys_back_to_the_image(server, open_page):
+    page = open_page(server)
+    readout = page.locator(".radipop-brush-width .widget-readout")
+    readout.click()
+    page.keyboard.press("Control+A")
+    page.keyboard.type("8")
+    page.keyboard.press("Enter")
+    page.wait_for_function("() => document.activeElement === "
+                           "document.querySelector('canvas.radipop-image')")
+    page.keyboard.press("d")                   # a tool key, not a character of the box
+    page.locator(".radipop-tools button.mod-active", has_text="Draw").wait_for()
+    page.wait_for_function("() => document.querySelector('.radipop-brush-width "
+                           ".widget-readout').textContent.trim() === '8.0'")
