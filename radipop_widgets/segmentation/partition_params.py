@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..labels import TISSUE_HU
+
 
 @dataclass(frozen=True)
 class PartitionParams:
@@ -49,8 +51,8 @@ class PartitionParams:
     smooth_noise_hu: float = 8.0
     bone_margin_mm: float = 2.0
     hole_mm2: float = 400.0
-    fat_min_hu: float = -200.0
-    fat_hu: float = -30.0
+    fat_min_hu: float = TISSUE_HU["fat"][0]
+    fat_hu: float = TISSUE_HU["fat"][1]
     fat_hole_mm2: float = 30.0
     small_mm2: float = 30.0
     closing_mm: float = 1.0
@@ -58,7 +60,7 @@ class PartitionParams:
     min_peak_mm: float = 3.0
     thin_mm: float = 4.0
     thin_keep_mm2: float = 150.0
-    body_hu: float = -400.0
+    body_hu: float = TISSUE_HU["air"][1]
     rib_max_mm2: float = 400.0
     rib_shell: float = 0.3
     wall_reach_mm: float = 30.0
