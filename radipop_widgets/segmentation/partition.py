@@ -272,9 +272,11 @@ def partition(hu_slice: np.ndarray, thresholds: Thresholds, *, pixel_mm: float,
     if not (np.isfinite(pixel_mm) and pixel_mm > 0):
         raise ValueError(f"pixel_mm must be a positive number, got {pixel_mm!r}")
     hu_slice = np.asarray(hu_slice)
-    if noise_sd is None:
+    if noise_sd is None:            # measured where the candidates are (not the air)
+        near = _candidate_box(hu_slice, thresholds, pixel_mm=pixel_mm,
+                              sigma_px=smoothing_px(pixel_mm, None, params), params=params)
         try:
-            noise_sd = measure_noise_sd(hu_slice)
+            noise_sd = measure_noise_sd(hu_slice if near is None else hu_slice[near])
         except ValueError:          # no soft tissue: nothing to split or to smooth out
             noise_sd = np.inf
     sigma = smoothing_px(pixel_mm, noise_sd, params)
