@@ -212,11 +212,8 @@ DOCTESTED = ["radipop_widgets.labels", "radipop_widgets.events", "radipop_widget
 
 
 def test_the_suite_runs_the_doctests_of_the_package():
-    tomllib = pytest.importorskip("tomllib", reason="tomllib is in the standard library from 3.11")
-    config = tomllib.loads((PACKAGE_DIR.parent / "pyproject.toml").read_text())
-    options = config["tool"]["pytest"]["ini_options"]
-    assert "--doctest-modules" in options["addopts"].split()
-    assert PACKAGE in options["testpaths"]
+    import test_doctests
+    assert set(DOCTESTED) <= set(test_doctests.MODULES)
 
 
 @pytest.mark.parametrize("module", DOCTESTED)
