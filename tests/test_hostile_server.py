@@ -437,45 +437,6 @@ def test_a_full_server_shows_a_clear_page_and_reclaims_kernels_without_page(tabs
     assert served.wait_kernels(lambda n: n == 0, timeout=10)[0] == 0
 
 
-# ---------------------------------------------------------------- 2. in a browser
-
-@pytest.mark.browser
-def test_leaving_or_reloading_a_page_frees_its_kernel_at_once(tabs_server):
-    sys.path.insert(0, str(ROOT / "tests" / "browser"))
-    import harness
-
-    if not harness.CHROMIUM.exists():
-        pytest.skip(f"{harness.CHROMIUM} is missing (apt-get install -y chromium)")
-    from playwright.sync_api import sync_playwright
-
-    served = tabs_server
-    served.wait_kernels(lambda n: n == 0, timeout=30)
-    with sync_playwright() as p:
-        browser = harness.launch(p)
-        try:
-            page = harness.open_app(browser, served.url())
-            assert len(served.kernels()) == 1
-            page.goto("about:blank")  # navigating away
-            left, _ = served.wait_kernels(lambda n: n == 0, timeout=10)
-            assert left == 0, "navigating away left the page's kernel running"
-            page.goto(served.url())
-            harness.wait_painted(page)
-            assert len(served.kernels()) == 1
-            first = {k.pid for k in served.kernels()}
-            page.reload()
-            harness.wait_painted(page)
-            n, _ = served.wait_kernels(lambda n: n == 1 and {k.pid for k in served.kernels()}
-                                       != first, timeout=10)
-            assert n == 1 and {k.pid for k in served.kernels()} != first, \
-                "reloading left the old kernel running"
-            # Closing the tab sends the same beacons in a browser, but Chromium's automation
-            # may tear the page down before they leave: that case is the culler's
-            # (test_a_connected_page_keeps_its_kernel_and_frees_it_on_disconnect).
-            page.close(run_before_unload=True)
-        finally:
-            browser.close()
-
-
 # ---------------------------------------------------------------- 3. the token
 
 def test_the_token_is_printed_once_and_never_logged(tmp_path):

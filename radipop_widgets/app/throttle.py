@@ -9,7 +9,6 @@ state then, however many requests came in between).
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from typing import Callable
@@ -22,8 +21,7 @@ class Throttle:
 
     A request within the interval after the previous run (counted from its end, so slow
     work is never queued up) schedules one deferred run; later requests join it. The
-    deferred run happens on the kernel's event loop when there is one (the thread that
-    handles the widgets' messages), else on a timer thread; ``lock`` is held around it.
+    deferred run happens on a timer thread; ``lock`` is held around it.
     """
 
     def __init__(self, work: Callable[[], None], lock, interval: float = INTERVAL):
@@ -31,7 +29,7 @@ class Throttle:
         self._lock = lock
         self.interval = float(interval)
         self._last = -float("inf")      # monotonic time the last run ended
-        self._pending = None            # the scheduled run (asyncio handle or Timer)
+        self._pending = None            # the scheduled run (a Timer)
         self.runs = 0
 
     @property
@@ -77,16 +75,12 @@ class Throttle:
             self._run()
 
     def _schedule(self, wait: float):
+        # a timer thread, like the background jobs (the lock keeps the widgets to one
+        # thread at a time); not the thread's asyncio loop: in a process that also drives
+        # Playwright's sync API that loop is Playwright's and runs only when it is driven
         holder = [None]
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            loop = None
-        if loop is not None:
-            holder[0] = loop.call_later(wait, self._deferred, holder)
-        else:
-            timer = threading.Timer(wait, self._deferred, (holder,))
-            timer.daemon = True
-            holder[0] = timer
-            timer.start()
-        return holder[0]
+        timer = threading.Timer(wait, self._deferred, (holder,))
+        timer.daemon = True
+        holder[0] = timer
+        timer.start()
+        return timer

@@ -86,10 +86,17 @@ def test_default_study_paints(server, open_page):
     assert page.locator(".radipop-resume-box").is_hidden()   # a first visit: nothing to resume
 
 
+PIXEL_OPAQUE = """([col, row]) => { const c = document.querySelector('canvas.radipop-image');
+    return !!c && c.getContext('2d').getImageData(col, row, 1, 1).data[3] === 255; }"""
+
+
 def test_threshold_slider_changes_overlay(server, open_page):
     page = open_page(server)
     before = harness.counts(page)
-    outside = harness.pixel(page, 5, 5)        # air, no overlay: the CT must not change there
+    # air, no overlay: the CT must not change there (read once the CT covers it: on a loaded
+    # machine the page can repaint the CT after the first overlay arrived)
+    page.wait_for_function(PIXEL_OPAQUE, arg=[5, 5], timeout=30_000, polling=50)
+    outside = harness.pixel(page, 5, 5)
     handle = page.locator(".radipop-threshold-organ .noUi-handle")
     handle.focus()
     for _ in range(30):                        # +30 HU on the organ threshold
