@@ -200,3 +200,17 @@ def test_suggestion_is_the_same_for_prone_and_feet_first_studies():
     hu = study.hu + rng.integers(-3, 4, study.hu.shape).astype(np.int16)
     assert suggest_thresholds(hu[:, ::-1, ::-1]) == suggest_thresholds(hu) == \
         suggest_thresholds(hu[:, :, ::-1])
+
+
+def test_a_click_on_a_vessel_inside_the_liver_selects_the_liver():
+    # the deepest point of a liver is often a portal vein branch: the click's tissue is then
+    # a few mm^2 of 180 HU; the organ is the tissue around it
+    study, ref = arterial_study()
+    hu = study.hu.copy()
+    yy, xx = np.mgrid[:128, :128]
+    hu[:, (yy - 60) ** 2 + (xx - 40) ** 2 <= 4 ** 2] = 180
+    s = Session(Study(hu=hu, spacing=study.spacing, affine=study.affine),
+                thresholds=ARTERIAL_GUESS)
+    s.select(2, 60, 40)
+    assert s.click_range.low < 73 < s.click_range.high
+    assert dice(s.selected_mask(2), ref[2] == LIVER) > 0.95

@@ -65,6 +65,8 @@ class RangeParams:
         below_min_hu, below_max_hu)``.
     above_sds, above_min_hu : ``high = centre + max(above_sds * spread, above_min_hu)``.
     floor_hu : ``low`` never lies inside fat (the fat table's upper end plus a margin).
+    min_tissue_mm2, around_mm : a click whose tissue is smaller than this (a vessel or a
+        lesion in the organ) learns the tissue in the ring ``around_mm`` around it instead.
     keep_below_hu, keep_above_sds : when the study's organ threshold lies in
         ``low - keep_below_hu .. centre - keep_above_sds * spread`` it is kept (see
         :func:`band_thresholds`).
@@ -83,6 +85,8 @@ class RangeParams:
     above_sds: float = 4.0
     above_min_hu: float = 45.0
     floor_hu: float = TISSUE_HU["fat"][1] + 30.0
+    min_tissue_mm2: float = 100.0
+    around_mm: tuple[float, float] = (4.0, 12.0)
     keep_below_hu: float = 30.0
     keep_above_sds: float = 1.0
     region_sds: float = 3.0
@@ -141,10 +145,32 @@ def learn_range(smooth: np.ndarray, row: int, col: int, *, pixel_mm: float,
         if np.count_nonzero(connected) >= np.count_nonzero(probe):
             tissue = connected
         level, spread = _robust(window[tissue])
+    if np.count_nonzero(tissue) * pixel_mm ** 2 < params.min_tissue_mm2:
+        level, spread = _around(window, dist2, level, spread, pixel_mm, params)
     below = float(np.clip(params.below_sds * spread, params.below_min_hu, params.below_max_hu))
     above = max(params.above_sds * spread, params.above_min_hu)
     low = max(level - below, params.floor_hu)
     return IntensityRange(low, max(level + above, low + 1.0), level, spread, 1)
+
+
+def _around(window, dist2, level, spread, pixel_mm, params):
+    """(level, spread) of the tissue around a click that fell on something small (a vessel
+    or a lesion inside the organ, less than ``min_tissue_mm2``): the largest piece of the
+    non-fat tissue in the ring ``around_mm`` around it, at the ring's median level; the
+    click's own level when the ring is mostly fat (the tip of an organ)."""
+    inner, outer = (params.around_mm[0] / pixel_mm) ** 2, (params.around_mm[1] / pixel_mm) ** 2
+    ring = (dist2 >= inner) & (dist2 <= outer) & (window > params.floor_hu)
+    if np.count_nonzero(ring) < 0.5 * np.count_nonzero((dist2 >= inner) & (dist2 <= outer)):
+        return level, spread
+    ring_level, ring_spread = _robust(window[ring])
+    tol = max(params.seed_tol_hu, params.seed_tol_sds * ring_spread)
+    similar = (dist2 <= outer) & (np.abs(window - ring_level) <= tol)
+    comps, n = ndimage.label(similar)
+    if n == 0:
+        return level, spread
+    sizes = np.bincount(comps.ravel())
+    sizes[0] = 0
+    return _robust(window[comps == int(np.argmax(sizes))])
 
 
 def band_thresholds(base: Thresholds, band: IntensityRange,
