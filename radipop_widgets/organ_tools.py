@@ -27,7 +27,6 @@ class OrganTools:
         """The intensity range learned for ``label`` (from its clicks) or set by hand."""
         return self.candidates.ranges.get(check_label(label))
 
-
     def set_organ_range(self, label, low=None, high=None) -> None:
         """Set the range of ``label`` by hand (None keeps that end; both None forget the
         range, so the slice thresholds apply). Undoable; extend and grow use it."""
@@ -42,7 +41,6 @@ class OrganTools:
             new = IntensityRange(low, high, (low + high) / 2)     # clicks = 0: by hand
         self._set_range(label, new, "range")
 
-
     def _set_range(self, label: int, new: IntensityRange | None, name: str) -> None:
         old = self.candidates.ranges.get(label)
         if new == old:
@@ -52,7 +50,6 @@ class OrganTools:
         self._apply(step, undo=False)
         self._commit(step, f"{label_name(label)} range " + (
             f"{new.low:.0f}..{new.high:.0f} HU" if new else "removed: slice thresholds apply"))
-
 
     def grow(self, z, row, col, label) -> int:
         """Add the piece under the click to ``label`` in one action: the candidate region
@@ -66,7 +63,7 @@ class OrganTools:
         if point is None:
             return 0
         r, c = point
-        smooth = self._smooth(z)
+        smooth = self._smooth(z, (r, c))
         with self._one_step("grow") as step:
             self.click_range = learn_range(smooth, r, c, pixel_mm=self.pixel_mm,
                                            params=self.range_params)
@@ -88,7 +85,6 @@ class OrganTools:
                                   "under the click")
         return changed
 
-
     def _learn(self, step: Step, label: int) -> None:
         """Merge the click's range into ``label``'s (into ``step``); once per click."""
         if label == 0 or self.click_range is None:
@@ -99,7 +95,6 @@ class OrganTools:
         if new != old:
             step.ranges[label] = (old, new)
             self.candidates.set_range(label, new)
-
 
     def draw(self, z, points, label, width_mm: float = 3.0, edge_aware: bool = False) -> int:
         """Paint a stroke along ``points`` [(row, col), ...] with ``label`` (0 erases).
@@ -135,7 +130,6 @@ class OrganTools:
                              f"nothing changed on slice {z}")
         return changed
 
-
     def fill_between(self, label, z0=None, z1=None, apply: bool = True) -> dict[int, np.ndarray]:
         """Interpolate ``label`` on the unlabelled slices between its labelled slices in
         ``z0..z1`` (default all), shape-based (see
@@ -169,7 +163,6 @@ class OrganTools:
                                  else f"nothing to fill: {label_name(label)} has no gap "
                                       "between two labelled slices")
         return added
-
 
     def extend(self, z, below=None, above=None, progress=None, label=None) -> ExtendReport:
         """Carry the labels of slice ``z`` to neighbouring slices.

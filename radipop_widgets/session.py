@@ -18,10 +18,10 @@ from .labels import label_name
 from .organ_tools import OrganTools
 from .regions import MAX_CUTS, CandidateRegions
 from .segmentation.edit import clean_points, line_mask
-from .segmentation.grow import leftover_rim
+from .segmentation.grow import GROW_REACH_MM, leftover_rim
 from .segmentation.intensity import (DEFAULT_RANGE, IntensityRange, RangeParams, band_thresholds,
                                      learn_range)
-from .segmentation.partition import DEFAULT_PARAMS, PartitionParams, smooth_slice
+from .segmentation.partition import DEFAULT_PARAMS, PartitionParams, smooth_slice, smoothing_px
 from .segmentation.phase import Phase, estimate_phase
 from .segmentation.propagate import DEFAULT_EXTEND, ExtendParams, ExtendReport
 from .segmentation.rim import DEFAULT_RIM, RimParams, partial_volume_rim
@@ -151,9 +151,27 @@ class Session(OrganTools, SessionFiles):
         zs = range(self.study.n_slices) if slices is None else [self._z(z) for z in slices]
         self.candidates.compute(zs, progress)
 
-    def _smooth(self, z: int) -> np.ndarray:
-        return smooth_slice(self.study.hu[z], pixel_mm=self.pixel_mm, noise_sd=self.noise_sd,
-                            params=self.candidates.params)
+    def _smooth(self, z: int, near: tuple[int, int] | None = None) -> np.ndarray:
+        """The smoothed slice ``z`` as the partition sees it; with ``near`` (row, col) only
+        within ``GROW_REACH_MM`` of that point (what a click reads: 0.1 ms instead of 4 ms
+        a click on 512 x 512), NaN elsewhere."""
+        hu, params = self.study.hu[z], self.candidates.params
+        if near is None:
+            return smooth_slice(hu, pixel_mm=self.pixel_mm, noise_sd=self.noise_sd,
+                                params=params)
+        # the filter reaches 2.5 sigma: a margin of that keeps the box equal to the slice's
+        margin = int(np.ceil(2.5 * smoothing_px(self.pixel_mm, self.noise_sd, params))) + 1
+        reach = int(np.ceil(GROW_REACH_MM / self.pixel_mm))
+        (r, c), (rows, cols) = near, hu.shape
+        r0, r1 = max(r - reach - margin, 0), min(r + reach + margin + 1, rows)
+        c0, c1 = max(c - reach - margin, 0), min(c + reach + margin + 1, cols)
+        out = np.full(hu.shape, np.nan, np.float32)
+        box = smooth_slice(hu[r0:r1, c0:c1], pixel_mm=self.pixel_mm, noise_sd=self.noise_sd,
+                           params=params)
+        inner = (slice(max(r - reach, 0) - r0, min(r + reach + 1, rows) - r0),
+                 slice(max(c - reach, 0) - c0, min(c + reach + 1, cols) - c0))
+        out[r0:r1, c0:c1][inner] = box[inner]
+        return out
 
     def _point(self, z: int, row, col, nothing: str) -> tuple[int, int] | None:
         """(row, col) as ints inside the image, or None with the reason in last_message."""
@@ -192,7 +210,8 @@ class Session(OrganTools, SessionFiles):
             r, c = point
             tried = [self.candidates.thresholds(z)]
             if not self.candidates.set_by_hand(z) or self.regions(z)[r, c] == 0:
-                self.click_range = learn_range(self._smooth(z), r, c, pixel_mm=self.pixel_mm,
+                self.click_range = learn_range(self._smooth(z, (r, c)), r, c,
+                                               pixel_mm=self.pixel_mm,
                                                params=self.range_params)
                 tried.insert(0, band_thresholds(tried[0], self.click_range, self.range_params))
             for t in tried:
