@@ -17,7 +17,7 @@ from .segmentation.grow import grow_from
 from .segmentation.intensity import IntensityRange, learn_range
 from .segmentation.interpolate import fill_gaps, interpolate_masks
 from .segmentation.propagate import ExtendReport, ExtendRow, ExtendStatus, extend_label
-from .validate import check_label, check_range, check_width
+from .validate import check_count, check_label, check_range, check_width
 
 
 class OrganTools:
@@ -39,13 +39,9 @@ class OrganTools:
             low, high = check_range(old.low if low is None else low,
                                     old.high if high is None else high)
             new = IntensityRange(low, high, (low + high) / 2)     # clicks = 0: by hand
-        self._set_range(label, new, "range")
-
-    def _set_range(self, label: int, new: IntensityRange | None, name: str) -> None:
-        old = self.candidates.ranges.get(label)
         if new == old:
             return
-        step = Step(name)
+        step = Step("range")
         step.ranges[label] = (old, new)
         self._apply(step, undo=False)
         self._commit(step, f"{label_name(label)} range " + (
@@ -189,7 +185,7 @@ class OrganTools:
         z = self._z(z)
         labels = ([check_label(label)] if label is not None else
                   [int(v) for v in np.unique(self.labels[z]) if v])
-        counts = {"below": _count(below, "below"), "above": _count(above, "above")}
+        counts = {"below": check_count(below, "below"), "above": check_count(above, "above")}
         report = ExtendReport()
         total = sum(self.study.n_slices if c is None else c for c in counts.values()) * len(labels)
         done = 0
@@ -221,15 +217,3 @@ class OrganTools:
                              + (report.rows[-1].reason if report.rows else "no slices"))
         return report
 
-
-def _count(value, name: str) -> int | None:
-    """A slice count >= 0 or None."""
-    if value is None:
-        return None
-    try:
-        ok = int(value) == value and int(value) >= 0
-    except (TypeError, ValueError, OverflowError):
-        ok = False
-    if not ok:
-        raise SessionError(f"{name} must be a slice count >= 0 or None, got {value!r}")
-    return int(value)

@@ -76,3 +76,16 @@ def check_width(width_mm) -> float:
     if not math.isfinite(width) or width <= 0:
         raise SessionError(f"width_mm must be a positive number of mm, got {width_mm!r}")
     return min(width, MAX_WIDTH_MM)
+
+
+def check_count(value, name: str) -> int | None:
+    """A slice count >= 0, or None (as far as it goes)."""
+    if value is None:
+        return None
+    try:
+        ok = int(value) == value and int(value) >= 0
+    except (TypeError, ValueError, OverflowError):
+        ok = False
+    if not ok:
+        raise SessionError(f"{name} must be a slice count >= 0 or None, got {value!r}")
+    return int(value)
