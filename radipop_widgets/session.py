@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math
 import uuid
@@ -97,7 +98,6 @@ class Session(OrganTools, SessionFiles):
         self.autosave = bool(autosave)
         self.last_message = ""
         self.last_report: ExtendReport | None = None
-        self._phase: Phase | bool | None = None
         #: names this session's saves; ``_base`` is the save it was opened from
         self.session_id = uuid.uuid4().hex
         self._base: str | None = None
@@ -319,12 +319,10 @@ class Session(OrganTools, SessionFiles):
         self.last_message = f"{changed} pixels replaced"
         return changed
 
-    @property
+    @functools.cached_property
     def phase(self) -> Phase | None:
         """The contrast phase estimated from the aorta (None without one), computed once."""
-        if self._phase is None:
-            self._phase = estimate_phase(self.study.hu, self.pixel_mm) or False
-        return self._phase or None
+        return estimate_phase(self.study.hu, self.pixel_mm)
 
     @property
     def noise_sd(self) -> float:
