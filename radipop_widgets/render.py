@@ -63,7 +63,12 @@ def overlay_palette(opacity: float = 0.5) -> np.ndarray:
 
     Index 0 is transparent; index ``1 + 4 * class + 2 * selected + edge`` is the
     colour of an overlay class (each organ of ``labels.ORGANS``, then candidate) in its
-    plain or selected variant, interior or edge.
+    plain or selected variant, interior or edge. The selected variant is lighter and
+    more opaque, with an opaque white outline.
+
+    >>> p = overlay_palette(0.5)
+    >>> p[1 + 4 * 3].tolist(), p[1 + 4 * 3 + 2].tolist(), p[1 + 4 * 3 + 3].tolist()
+    ([40, 200, 70, 64], [158, 230, 172, 153], [255, 255, 255, 255])
     """
     opacity = float(np.clip(opacity, 0.0, 1.0)) if np.isfinite(opacity) else 0.5
     palette = np.zeros((_PALETTE_SIZE, 4), dtype=np.uint8)
@@ -74,7 +79,11 @@ def overlay_palette(opacity: float = 0.5) -> np.ndarray:
             alpha = min(1.0, base_alpha + 0.35) if selected else base_alpha
             for edge in (0, 1):
                 a = min(1.0, alpha + 0.4) if edge else alpha
-                palette[1 + 4 * cls + 2 * selected + edge] = (*np.rint(colour), round(a * 255))
+                # the selected region's outline is white and opaque: it stands out from
+                # every candidate and label around it
+                rgba = (255, 255, 255, 255) if selected and edge else (*np.rint(colour),
+                                                                         round(a * 255))
+                palette[1 + 4 * cls + 2 * selected + edge] = rgba
     return palette
 
 

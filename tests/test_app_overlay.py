@@ -134,4 +134,13 @@ def test_overview_strip_marks_organs_and_current_slice():
     assert strip.shape[1] == 100
     assert dominant(strip[2, 35]) == "red" and dominant(strip[-3, 35]) == "none"
     assert dominant(strip[-3, 65]) == "blue"
-    assert (strip[5, 81:89, :3] == 255).all()    # the current slice is marked white
+    assert (strip[5, 79, :3] == 0).all() and (strip[5, 90, :3] == 0).all()  # framed in black
+    assert (strip[0, 84, :3] == 0).all() and (strip[-1, 84, :3] == 0).all()  # triangles
+
+
+def test_overview_strip_keeps_the_labels_of_the_current_slice():
+    """The marker of the slice shown used to paint it white, hiding its own labels."""
+    present = np.zeros((10, 2), bool)
+    present[8] = True
+    strip = overview_strip(present, current=8, width=100)
+    assert dominant(strip[5, 85]) == "red" and dominant(strip[-6, 85]) == "blue"

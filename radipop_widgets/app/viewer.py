@@ -1,5 +1,6 @@
-"""The image viewer: a MultiCanvas with CT, overlay, preview and interaction layers, and the
-overview strip."""
+"""The axial viewer: a MultiCanvas with CT, overlay, preview, annotation and interaction
+layers (zoomed and panned by :class:`~radipop_widgets.app.zoom.ZoomPan`), and the overview
+strip."""
 
 from __future__ import annotations
 
@@ -13,9 +14,11 @@ import numpy as np
 from PIL import Image
 
 from ..labels import MEASURED
+from .annotate import Annotation
 from .ui import to_number
+from .zoom import ZoomPan
 
-CT, OVERLAY, PREVIEW, INTERACTION = 0, 1, 2, 3   # the last layer receives the mouse
+CT, OVERLAY, PREVIEW, ANNOTATION, INTERACTION = range(5)   # the last layer receives the mouse
 STRIP_HEIGHT = 18
 MIN_DISPLAY, MAX_DISPLAY = 512, 640  # display size range of the image, in screen pixels
 LARGER = (1.25, 1.5, 1.75, 2.0)      # display scale factors tried on larger screens
@@ -39,16 +42,20 @@ def _put_png(layer: ipycanvas.Canvas, png: bytes) -> None:
 
 
 class Viewer:
-    """Four stacked canvases: CT (sent once per slice or window change), overlay, the
-    preview of an edit not applied yet, interaction (stroke preview and brush cursor).
+    """Five stacked canvases: CT (sent once per slice or window change), overlay, the
+    preview of an edit not applied yet, annotations (orientation, scale bar, crosshair),
+    interaction (stroke preview and brush cursor).
 
     The canvas has one canvas pixel per image pixel, so mouse positions map exactly
-    to ``(row, col)``.
+    to ``(row, col)`` at every zoom (the zoom is a CSS transform the mouse mapping of
+    ipycanvas follows).
     """
 
     def __init__(self, rows: int = 512, cols: int = 512):
-        self.canvas = ipycanvas.MultiCanvas(4, width=cols, height=rows)
+        self.canvas = ipycanvas.MultiCanvas(5, width=cols, height=rows)
         self.canvas.add_class("radipop-image")
+        self.zoom = ZoomPan(rows, cols, "radipop-image")
+        self.annotation = Annotation(self.canvas[ANNOTATION], self.zoom)
         self.strip = ipycanvas.Canvas(width=cols, height=STRIP_HEIGHT)
         self.strip.add_class("radipop-strip")
         self._ct_png: bytes | None = None
@@ -72,21 +79,27 @@ class Viewer:
         self.strip.width = int(cols)
         self.strip.layout = widgets.Layout(width=f"{round(cols * scale)}px",
                                            height=f"{STRIP_HEIGHT}px", margin="2px 0 0 0")
+        self.zoom.resize(rows, cols)
 
-    def css(self) -> str:
+    def css(self, others=()) -> str:
         """Style sheet of the display: sharp pixels at integer scales, and on screens with
         room to spare a larger scale (CSS media queries, largest fitting wins).
 
-        Every scale gives whole screen pixels for the image, and ipycanvas maps mouse
-        positions through the displayed size, so :meth:`to_pixel` stays exact.
+        ``others`` are the views shown beside the image, as (CSS class, height, width)
+        canvas pixels of each: they are scaled with the image, and their widest one
+        takes room beside it. Every scale gives whole screen pixels for the image, and
+        ipycanvas maps mouse positions through the displayed size, so :meth:`to_pixel`
+        stays exact.
         """
         rows, cols = self.shape
-        rules = [_scale_rule(display_scale(rows, cols), rows, cols)]
+        beside = max((w for _, _, w in others), default=0)
+        base = display_scale(rows, cols)
+        rules = [_scale_rule(base, rows, cols, others, base)]
         for scale in larger_scales(rows, cols):
             width, height = cols * scale, rows * scale
-            rules.append(f"@media (min-width: {width + SIDE_PANEL:g}px) and "
-                         f"(min-height: {height + CHROME:g}px) "
-                         f"{{ {_scale_rule(scale, rows, cols)} }}")
+            rules.append(f"@media (min-width: {width + beside * scale / base + SIDE_PANEL:g}px)"
+                         f" and (min-height: {height + CHROME:g}px) "
+                         f"{{ {_scale_rule(scale, rows, cols, others, base)} }}")
         rules.append("@media (min-height: 1000px) { .radipop-app .radipop-messages "
                      "{ height: 180px !important; } }")
         return "<style>" + "\n".join(rules) + "</style>"
@@ -156,6 +169,7 @@ class Viewer:
                                (self.strip, self._strip_png)):
                 if png is not None:
                     _put_png(layer, png)
+        self.annotation.draw()
 
     # Interaction layer: stroke preview and brush cursor.
     def preview_stroke(self, points: list[tuple[int, int]], colour: str, width_px: float) -> None:
@@ -191,7 +205,7 @@ class Viewer:
         with ipycanvas.hold_canvas():
             layer.clear()
             layer.stroke_style = "#ffffff"
-            layer.line_width = 1
+            layer.line_width = 1 / self.zoom.zoom
             layer.stroke_circle(col + 0.5, row + 0.5, max(1.0, radius_px))
 
     def clear_interaction(self) -> None:
@@ -213,14 +227,20 @@ def larger_scales(rows: int, cols: int) -> list[float]:
             if float(rows * base * f).is_integer() and float(cols * base * f).is_integer()]
 
 
-def _scale_rule(scale: float, rows: int, cols: int) -> str:
+def _scale_rule(scale: float, rows: int, cols: int, others=(), base: float = 1.0) -> str:
     width, height = cols * scale, rows * scale
     rendering = "pixelated" if float(scale).is_integer() else "auto"
-    return (f".radipop-app canvas.radipop-image {{ width: {width:g}px !important; "
-            f"height: {height:g}px !important; min-width: {width:g}px !important; "
-            f"image-rendering: {rendering}; }} "
-            f".radipop-app .radipop-strip, .radipop-app .radipop-slice-row "
-            f"{{ width: {width:g}px !important; }}")
+    rules = [f".radipop-app canvas.radipop-image {{ width: {width:g}px !important; "
+             f"height: {height:g}px !important; min-width: {width:g}px !important; "
+             f"image-rendering: {rendering}; }} "
+             f".radipop-app .radipop-strip, .radipop-app .radipop-slice-row "
+             f"{{ width: {width:g}px !important; }}"]
+    factor = scale / base   # the views beside are drawn for the base scale
+    for css_class, h, w in others:
+        rules.append(f".radipop-app canvas.{css_class} {{ width: {w * factor:g}px !important; "
+                     f"height: {h * factor:g}px !important; min-width: {w * factor:g}px "
+                     f"!important; }}")
+    return " ".join(rules)
 
 
 def overview_strip(present: np.ndarray, current: int, width: int) -> np.ndarray:
@@ -231,9 +251,18 @@ def overview_strip(present: np.ndarray, current: int, width: int) -> np.ndarray:
     present : ndarray of bool, shape (slices, organs)
         Whether each slice carries each organ of ``labels.MEASURED`` (liver, spleen).
     current : int
-        The slice shown, marked with a white line.
+        The slice shown, framed in black (a column on each side and a triangle above and
+        below); its own organ colours stay visible inside the frame.
     width : int
         Strip width in pixels; slice ``z`` covers columns ``z * width // n`` onwards.
+
+    Examples
+    --------
+    Slice 1 of 3 carries the liver and is shown: its column keeps the liver's colour.
+
+    >>> strip = overview_strip(np.array([[0, 0], [1, 0], [0, 0]], bool), 1, 30)
+    >>> strip[5, 15].tolist(), strip[5, 9].tolist()
+    ([230, 30, 30, 255], [0, 0, 0, 255])
     """
     n = len(present)
     column_slice = np.minimum(np.arange(width) * n // width, n - 1)
@@ -244,7 +273,11 @@ def overview_strip(present: np.ndarray, current: int, width: int) -> np.ndarray:
         strip[edges[i]:edges[i + 1]][:, present[column_slice, i]] = (*organ.colour, 255)
     marked = np.flatnonzero(column_slice == current)
     if marked.size:
-        lo, hi = marked[0], marked[-1]
-        strip[:, max(0, lo - 1):hi + 2] = (0, 0, 0, 255)
-        strip[2:-2, lo:hi + 1] = (255, 255, 255, 255)
+        lo, hi = int(marked[0]), int(marked[-1])
+        black = (0, 0, 0, 255)
+        strip[:, max(0, lo - 1)] = strip[:, min(width - 1, hi + 1)] = black
+        centre = (lo + hi) // 2
+        for row in range(3):           # a small triangle at the top and at the bottom
+            span = slice(max(0, centre - 2 + row), min(width, centre + 3 - row))
+            strip[row, span] = strip[STRIP_HEIGHT - 1 - row, span] = black
     return strip
