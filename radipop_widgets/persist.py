@@ -43,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import measure
+from . import locks, measure
 from ._version import __version__
 from .atomic import PendingFile, clean_stale, fsync_dir
 from .errors import PathNotAllowedError, SessionConflictError, SessionError, SessionFileError
@@ -292,6 +292,7 @@ def save_session(folder, labels: np.ndarray, state: dict, study: Study, *, sessi
 
 
 def _check_may_write(folder: Path, session_id, base, replace: bool) -> None:
+    locks.check_writer(folder, session_id)  # another session edits the study: read-only here
     try:
         info = read_session_info(folder)
     except _NewerFormatError as exc:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import export, labelmap, measure, persist
+from . import export, labelmap, locks, measure, persist
 from .errors import SessionError, StudyError
 from .io import load_study
 from .study import Study
@@ -16,6 +16,35 @@ from .study import Study
 
 class SessionFiles:
     """Save, open and export (mixed into Session)."""
+
+    #: the study's session-folder lock while this session holds it (:meth:`lock`)
+    _lock: locks.SessionLock | None = None
+
+    def lock(self, take_over: bool = False) -> locks.SessionLock:
+        """Hold the lock of the study's session folder (one writer per study), with a
+        heartbeat; raises :class:`~radipop_widgets.locks.SessionLockedError` (who holds
+        it, since when) unless ``take_over``. Saves of a session that does not hold it are
+        refused while another session holds it."""
+        lock = self._lock or locks.SessionLock(
+            persist.default_session_dir(self.study, self.workspace), self.session_id)
+        lock.acquire(take_over=take_over)
+        lock.start_heartbeat()
+        self._lock = lock
+        return lock
+
+    def unlock(self) -> None:
+        """Release the lock (it stays on disk naming the last editor)."""
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    @property
+    def editor(self) -> locks.LockHolder | None:
+        """Who else edits this study now (a live lock of another session), else None."""
+        holder = locks.read_lock(persist.default_session_dir(self.study, self.workspace))
+        if holder is None or holder.session_id == self.session_id or not holder.live:
+            return None
+        return holder
 
     def autosave_folder(self) -> Path:
         """Where this session autosaves (chosen once: the study's autosave folder, or one
@@ -37,6 +66,8 @@ class SessionFiles:
         return self._save_to(folder, replace=replace)
 
     def _save_to(self, folder, replace: bool) -> Path:
+        if self._lock is not None:
+            self._lock.heartbeat()  # raises when another session took the study over
         path = persist.save_session(folder, self.labels, self.state(), self.study,
                                     session_id=self.session_id, base=self._base,
                                     replace=replace)
