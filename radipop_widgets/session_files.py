@@ -99,7 +99,10 @@ class SessionFiles:
         return measure.volumes_ml(self.labels, self.study.spacing)
 
     def measurements(self) -> dict:
-        """Per organ: volume_ml, slices, mean_hu, sd_hu, area per slice."""
+        """Per organ (:func:`radipop_widgets.measure.organ_measurements`): volume, HU mean,
+        SD and median, slice range, craniocaudal length, axial diameters, the spleen's
+        splenic index, area per slice; the liver / spleen volume ratio is
+        ``measure.liver_spleen_ratio(s.measurements())``."""
         return measure.organ_measurements(self.labels, self.study.hu, self.study.spacing)
 
     def export_nifti(self, path) -> Path:

@@ -7,7 +7,7 @@ import pytest
 from realdata import shared_case
 from synthetic import blob_labels, study_from_files
 
-from radipop_widgets.measure import organ_measurements, volumes_ml
+from radipop_widgets.measure import KEYS, liver_spleen_ratio, organ_measurements, volumes_ml
 
 
 def test_volumes_from_counts_and_spacing():
@@ -80,3 +80,123 @@ def test_shared_ge_liver_statistics():
     assert liver["voxels"] == 107098 and liver["slices"] == (0, 2)
     assert liver["mean_hu"] == pytest.approx(37, abs=0.5)
     assert liver["volume_ml"] == pytest.approx(107098 * 0.810547 ** 2 / 1000, rel=1e-4)
+
+
+# ---------------------------------------------------------------- shape and the new numbers
+
+def ellipsoid(shape, spacing, centre_mm, axes_mm, angle_deg=0.0, value=2):
+    """uint8 labels: the voxels whose centres lie inside an ellipsoid, its semi-axes
+    ``axes_mm`` along (slice, in-plane u, in-plane u + 90 degrees), u at ``angle_deg``
+    from the row axis towards the column axis."""
+    z, y, x = (((np.arange(n) + 0.5) * s - c)
+               for n, s, c in zip(shape, spacing, centre_mm))
+    t = np.radians(angle_deg)
+    u = y[None, :, None] * np.cos(t) + x[None, None, :] * np.sin(t)
+    v = -y[None, :, None] * np.sin(t) + x[None, None, :] * np.cos(t)
+    inside = ((z[:, None, None] / axes_mm[0]) ** 2 + (u / axes_mm[1]) ** 2
+              + (v / axes_mm[2]) ** 2) < 1
+    return np.where(inside, value, 0).astype(np.uint8)
+
+
+SPACING = (2.5, 0.8, 0.6)          # anisotropic: slice, row, column mm
+AXES = (60.0, 70.0, 45.0)          # semi-axes mm: craniocaudal, longest in-plane, across it
+
+
+def test_ellipsoid_volume_length_diameters_and_splenic_index():
+    shape = (60, 200, 260)
+    labels = ellipsoid(shape, SPACING, (73.1, 79.3, 77.7), AXES, angle_deg=30)
+    spleen = organ_measurements(labels, None, SPACING)["spleen"]
+    a, b, c = AXES
+    # volume within 1 % of 4/3 pi abc (791.7 mL)
+    assert spleen["volume_ml"] == pytest.approx(4 / 3 * np.pi * a * b * c / 1000, rel=0.01)
+    # sizes of the voxel boxes: within one voxel of the ellipsoid's own
+    assert spleen["length_cc_mm"] == pytest.approx(2 * a, abs=SPACING[0])
+    assert spleen["missing_slices"] == []
+    diagonal = np.hypot(SPACING[1], SPACING[2])
+    assert spleen["diameter_max_mm"] == pytest.approx(2 * b, abs=diagonal)
+    # the width across: the longest chord ends on pixel corners, so its direction (and the
+    # width across it) tilts a little; within two pixel diagonals
+    assert spleen["diameter_perp_mm"] == pytest.approx(2 * c, abs=2 * diagonal)
+    assert abs(spleen["diameter_slice"] - (73.1 / 2.5 - 0.5)) <= 1   # the widest slices
+    # splenic index: L x W x T in cm, 12 x 14 x 9 = 1512 cm^3 within 3 %
+    assert spleen["splenic_index_cm3"] == pytest.approx(
+        spleen["length_cc_mm"] * spleen["diameter_max_mm"] * spleen["diameter_perp_mm"] / 1000)
+    assert spleen["splenic_index_cm3"] == pytest.approx(2 * a * 2 * b * 2 * c / 1000, rel=0.03)
+
+
+@pytest.mark.parametrize("angle", [0, 17, 45, 90, 123])
+def test_diameters_do_not_depend_on_the_direction(angle):
+    labels = ellipsoid((9, 150, 190), SPACING, (11.25, 60.0, 57.0), (10.0, 50.0, 20.0),
+                       angle_deg=angle, value=1)
+    liver = organ_measurements(labels, None, SPACING)["liver"]
+    diagonal = np.hypot(SPACING[1], SPACING[2])
+    assert liver["diameter_max_mm"] == pytest.approx(100.0, abs=diagonal)
+    assert liver["diameter_perp_mm"] == pytest.approx(40.0, abs=2 * diagonal)
+    assert liver["splenic_index_cm3"] is None          # the spleen's number only
+
+
+def brute_force_feret(mask2d, row_mm, col_mm):
+    """Max distance between all corners of all pixels, and the width across it."""
+    rows, cols = np.nonzero(mask2d)
+    corners = np.array([(r + dr) * row_mm for r in rows for dr in (0, 1) for _ in (0, 1)])
+    xs = np.array([(c + dc) * col_mm for c in cols for _ in (0, 1) for dc in (0, 1)])
+    pts = np.column_stack([corners, xs])
+    d = np.sqrt(((pts[:, None] - pts[None]) ** 2).sum(-1))
+    i, j = np.unravel_index(np.argmax(d), d.shape)
+    u = (pts[j] - pts[i]) / d[i, j]
+    proj = pts @ np.array([-u[1], u[0]])
+    return d[i, j], proj.max() - proj.min()
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_feret_matches_brute_force_on_random_shapes(seed):
+    rng = np.random.default_rng(seed)
+    labels = (rng.random((3, 14, 12)) < 0.15).astype(np.uint8)  # scattered pieces
+    labels[1] = 0                                                   # and a gap
+    liver = organ_measurements(labels, None, (3.0, 0.7, 1.3))["liver"]
+    best = max((brute_force_feret(labels[z], 0.7, 1.3), z) for z in (0, 2) if labels[z].any())
+    (d, w), z = best
+    assert liver["diameter_max_mm"] == pytest.approx(d)
+    assert liver["diameter_slice"] == z
+    assert liver["diameter_perp_mm"] == pytest.approx(w)
+    assert liver["missing_slices"] == [1] and liver["length_cc_mm"] == 9.0
+
+
+def test_gaps_count_in_the_length_and_are_listed():
+    labels = ellipsoid((40, 60, 60), (2.0, 1.0, 1.0), (40.0, 30.0, 30.0), (30.0, 20.0, 20.0))
+    full = organ_measurements(labels, None, (2.0, 1.0, 1.0))["spleen"]
+    labels[[12, 20, 21]] = 0
+    gapped = organ_measurements(labels, None, (2.0, 1.0, 1.0))["spleen"]
+    assert gapped["missing_slices"] == [12, 20, 21]
+    assert gapped["length_cc_mm"] == full["length_cc_mm"] == 30 * 2.0
+    assert gapped["slices"] == full["slices"] == (5, 34)
+    assert gapped["volume_ml"] < full["volume_ml"]
+    assert [z for z, _ in gapped["area_mm2"]] == [z for z in range(5, 35) if z not in (12, 20, 21)]
+
+
+def test_median_hu_equals_numpy():
+    shape = (37, 30, 28)
+    labels = blob_labels(shape, seed=4)
+    labels[5, 0, :4] = 7      # an even count
+    labels[5, 1, :3] = 9      # an odd count
+    hu = np.random.default_rng(5).normal(60, 25, shape).astype(np.int16)
+    hu[labels == 9] = [5000, 5001, -3000]             # beyond the histogram: exact still
+    out = organ_measurements(labels, hu, (2.5, 0.8, 0.6))
+    for name, value in [("liver", 1), ("spleen", 2), ("organ_3", 3), ("organ_7", 7),
+                        ("organ_9", 9)]:
+        assert out[name]["median_hu"] == np.median(hu[labels == value]), name
+    floats = organ_measurements(labels, hu + 0.25, (2.5, 0.8, 0.6))
+    assert floats["liver"]["median_hu"] == pytest.approx(np.median(hu[labels == 1]) + 0.25)
+
+
+def test_every_organ_has_every_key_and_the_ratio_needs_both_organs():
+    labels = np.zeros((4, 6, 6), np.uint8)
+    labels[1:3, 1:4, 1:4] = 1
+    labels[2, 4:6, 4:6] = 2
+    labels[0, 0, 0] = 5
+    out = organ_measurements(labels, None, (2.0, 1.0, 1.0))
+    assert all(tuple(m) == KEYS for m in out.values())
+    assert out["spleen"]["splenic_index_cm3"] == pytest.approx(0.2 * 0.2 ** 2 * 2)  # square: two diagonals
+    assert liver_spleen_ratio(out) == pytest.approx(18 / 4)
+    assert liver_spleen_ratio({k: v for k, v in out.items() if k != "spleen"}) is None
+    assert liver_spleen_ratio({}) is None
