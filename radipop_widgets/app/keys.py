@@ -30,6 +30,8 @@ class Commands(Protocol):
     def redo(self) -> bool: ...
     def fill_preview(self) -> dict: ...
     def cancel(self) -> None: ...
+    def zoom(self, step: int) -> bool: ...
+    def reset_zoom(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,9 @@ def key_table(tools) -> tuple[KeyRow, ...]:
     def redo(c):
         return c.redo()
 
+    def zoom(step):
+        return lambda c: c.zoom(step)
+
     return (
         KeyRow("↑ / ↓, Page Up / Page Down, mouse wheel",
                "next / previous slice (↑ towards the head)",
@@ -72,6 +77,9 @@ def key_table(tools) -> tuple[KeyRow, ...]:
                tuple((o.key, assign(o.value)) for o in ORGANS)),
         KeyRow("0 or Delete", "remove the label of the selected region",
                tuple((key, assign(BACKGROUND)) for key in ("0", "Delete", "Backspace"))),
+        KeyRow("+ / -, R", "zoom in / out at the mouse (1-8x); R: the whole image again "
+               "(tool Pan, key H, drags the zoomed image)",
+               (("+", zoom(1)), ("=", zoom(1)), ("-", zoom(-1)), ("r", lambda c: c.reset_zoom()))),
         KeyRow("F", "fill the brush label between labelled slices (a preview: Apply or Esc)",
                (("f", lambda c: c.fill_preview()),)),
         KeyRow("Ctrl+Z / Ctrl+Y (or Ctrl+Shift+Z)", "undo / redo",

@@ -254,10 +254,33 @@ class CutTool(StrokeTool):
                 "label it.")
 
 
+class PanTool(Tool):
+    name, key = "pan", "h"
+    help = "Drag the zoomed image to move it (zoom with + and - at the mouse, R: whole image)."
+
+    def __init__(self, ctx: Context):
+        super().__init__(ctx)
+        self._anchor: tuple[int, int] | None = None
+
+    def press(self, row, col):
+        self._anchor = (row, col)
+
+    def move(self, row, col):
+        """Keep the image point pressed under the mouse."""
+        if self._anchor is not None:
+            self.ctx.viewer.zoom.pan_by(self._anchor[0] - row, self._anchor[1] - col)
+
+    def release(self, row, col):
+        self._anchor = None
+
+    def cancel(self):
+        self._anchor = None
+
+
 def make_tools(ctx: Context) -> dict[str, Tool]:
     """The tools in button order, by name; Grow, Draw and Erase share one brush."""
     brush = Brush()
     brush.bind(ctx)
     tools = (SelectTool(ctx), GrowTool(ctx, brush), DrawTool(ctx, brush), EraseTool(ctx, brush),
-             CutTool(ctx))
+             CutTool(ctx), PanTool(ctx))
     return {tool.name: tool for tool in tools}
