@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import export, labelmap, locks, measure, persist
+from . import export, labelmap, locks, measure, measure_files, persist
 from .errors import SessionError, StudyError
 from .io import load_study
 from .study import Study
@@ -106,8 +106,14 @@ class SessionFiles:
         return measure.organ_measurements(self.labels, self.study.hu, self.study.spacing)
 
     def export_nifti(self, path) -> Path:
-        """One NIfTI label map (1 liver, 2 spleen) with the study geometry."""
-        return labelmap.write_nifti_labels(path, self.labels, self.study)
+        """One NIfTI label map (1 liver, 2 spleen) with the study geometry, and beside it
+        the organ statistics as ``<name>_measurements.json`` and ``.csv``
+        (:mod:`radipop_widgets.measure_files`); returns the NIfTI's path."""
+        measurements = self.measurements()
+        written = labelmap.write_nifti_labels(path, self.labels, self.study)
+        measure_files.write_measurements(written, measurements, self.study.spacing,
+                                         self.labels.shape)
+        return written
 
     def export_organ_masks(self, folder):
         """One binary NIfTI mask per organ."""
