@@ -7,7 +7,12 @@ import pytest
 from realdata import shared_case
 from synthetic import blob_labels, study_from_files
 
-from radipop_widgets.measure import KEYS, liver_spleen_ratio, organ_measurements, volumes_ml
+from radipop_widgets.measure import (
+    KEYS,
+    liver_spleen_ratio,
+    organ_measurements,
+    volumes_ml,
+)
 
 
 def test_volumes_from_counts_and_spacing():
