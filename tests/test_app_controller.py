@@ -432,7 +432,10 @@ def test_larger_screens_get_larger_exact_scales(app):
     assert larger_scales(101, 122) == [5, 6, 7, 8]         # small images: integer factors
     assert larger_scales(333, 512) == [2.0]               # only whole screen pixels
     css = app.style.value
-    assert "min-width: 1340px) and (min-height: 810px)" in css   # 128 px x 5 = 640 px
+    # 128 px x 5 = 640 px, the reformats beside it 256 x 5 / 4 = 320 px, the panel 700 px
+    assert "min-width: 1660px) and (min-height: 810px)" in css
+    app.ortho.shown.value = False                         # the axial view alone
+    assert "min-width: 1340px) and (min-height: 810px)" in app.style.value
     assert "width: 512px !important" in css and "image-rendering: pixelated" in css
     assert 'onerror="' in css                             # the keyboard helper
     # ipycanvas sends image coordinates whatever the display size: exact at every scale

@@ -15,9 +15,11 @@ from radipop_widgets.render import overlay_palette
 
 HELP = [
     ("↑ / ↓, Page Up / Page Down, mouse wheel", "next / previous slice (↑ towards the head)"),
-    ("S, G, D, E, C", "tools: Select, Grow, Draw, Erase, Cut"),
+    ("S, G, D, E, C, H", "tools: Select, Grow, Draw, Erase, Cut, Pan"),
     ("1, 2, 3", "label the selected region Liver, Spleen, Other"),
     ("0 or Delete", "remove the label of the selected region"),
+    ("+ / -, R", "zoom in / out at the mouse (1-8x); R: the whole image again "
+                 "(tool Pan, key H, drags the zoomed image)"),
     ("F", "fill the brush label between labelled slices (a preview: Apply or Esc)"),
     ("Ctrl+Z / Ctrl+Y (or Ctrl+Shift+Z)", "undo / redo"),
     ("Esc", "abandon the stroke being drawn or the fill preview"),
@@ -53,6 +55,8 @@ def test_one_table_gives_the_help_rows_and_the_help_tab(app):
     (("2",), ("assign", 2)), (("Backspace",), ("assign", BACKGROUND)),
     (("z", False, True), ("undo",)), (("Z", True, False, True), ("redo",)),
     (("y", True, True), ("redo",)), (("Escape",), ("cancel",)),
+    (("+",), ("zoom", 1)), (("=",), ("zoom", 1)), (("-",), ("zoom", -1)),
+    (("R", True), ("reset_zoom",)), (("h",), ("set_tool", "pan")),
 ])
 def test_dispatch(app, press, expected):
     commands = Recorder()

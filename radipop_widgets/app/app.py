@@ -22,6 +22,7 @@ import ipywidgets as widgets
 from .. import persist
 from ..events import Change, SessionEvent
 from ..io.phantom import phantom_study_path
+from ..reformat import view_letters
 from ..session import Session
 from .context import Context
 from .extend import ExtendPanel
@@ -31,12 +32,14 @@ from .jobs import JobRunner
 from .keys import KeyMap, key_table
 from .messages import MessagePanel, guarded
 from .navigation import Navigation
+from .ortho import OrthoPanel
+from .readout import Readout
 from .resume import ResumePanel
 from .save import SavePanel
 from .segment import SegmentPanel
 from .studies import StudyPanel
 from .thresholds import ThresholdsPanel
-from .ui import heading, send_states, tagged
+from .ui import heading, send_states, tagged, to_number
 from .view import ViewPanel
 from .viewer import Viewer
 
@@ -88,7 +91,12 @@ class App:
         self.thresholds = ThresholdsPanel(ctx)
         self.extend_panel = ExtendPanel(ctx)
         self.fill = FillPanel(ctx, self.segment.brush)
-        self.view = ViewPanel(ctx)
+        self.view = ViewPanel(ctx, on_window=lambda: self.ortho.render_ct(),
+                              on_overlay=lambda: self.ortho.render_overlay())
+        self.ortho = OrthoPanel(ctx, self.view.window, lambda: self.view.opacity,
+                                self.navigation.set_slice, lambda: self.tool.name == "pan")
+        self.readout = Readout(ctx)
+        self._pointer: tuple[str, float, float] | None = None   # view, y, x of the mouse
         self.resume_panel = ResumePanel(ctx, self.workspace,
                                         lambda session: self._show_session(session, offer=False))
         self.studies = StudyPanel(ctx, self.data_root, self.workspace, self._show_session,
@@ -98,7 +106,7 @@ class App:
         self._listener = ctx.callback("Updating the display")(self._session_changed)
         self._layout()
         self._bind_image()
-        self.style.value = self.viewer.css() + self.key_map.helper_html()
+        self._update_css()
         self.studies.refresh()
         if study is not None:
             self.set_study(study)
@@ -110,13 +118,14 @@ class App:
     # ----------------------------------------------------------------- layout
     def _layout(self) -> None:
         w = widgets
-        image = w.Box([self.viewer.canvas], layout=w.Layout(border="1px solid #444",
-                                                           width="fit-content"))
-        left = w.VBox([image, self.viewer.strip, self.navigation.row],
-                      layout=w.Layout(flex="0 0 auto"))
+        image = w.Box([self.viewer.canvas], layout=w.Layout(
+            border="1px solid #444", width="fit-content", overflow="hidden"))
+        left = w.VBox([image, self.viewer.zoom.style, self.viewer.strip, self.navigation.row,
+                       self.readout.widget], layout=w.Layout(flex="0 0 auto"))
         segment = w.VBox([*self.segment.tool_rows, *self.fill.rows, *self.segment.label_rows,
                           *self.thresholds.rows, *self.extend_panel.rows])
-        self.tabs = w.Tab(children=[segment, self.view.widget, self.studies.widget,
+        view = w.VBox([self.view.widget, heading("Views"), self.ortho.shown])
+        self.tabs = w.Tab(children=[segment, view, self.studies.widget,
                                     self.save_panel.widget, w.HTML(self.key_map.help_html())],
                           layout=w.Layout(width="100%"))
         for i, name in enumerate(TABS):
@@ -124,7 +133,7 @@ class App:
         right = w.VBox([self.resume_panel.widget, self.tabs, heading("Messages"),
                         self.messages.output],
                        layout=w.Layout(flex="1 1 auto", min_width="430px", max_width="900px"))
-        body = w.HBox([left, right], layout=w.Layout(align_items="flex-start"))
+        body = w.HBox([left, self.ortho.widget, right], layout=w.Layout(align_items="flex-start"))
         # Per-study CSS (display scale on larger screens) and the keyboard helper.
         self.style = w.HTML(layout=w.Layout(height="0px", margin="0"))
         self.widget = w.VBox([self.style, self.header.widget, body],
@@ -136,13 +145,26 @@ class App:
         cb, canvas, strip = self.ctx.callback, self.viewer.canvas, self.viewer.strip
         canvas.on_client_ready(cb("Drawing the image")(self._client_ready))
         canvas.on_mouse_down(cb("Handling a click")(self.segment.mouse_down))
-        canvas.on_mouse_move(cb("Handling the mouse")(self.segment.mouse_move))
+        canvas.on_mouse_move(cb("Handling the mouse")(self.mouse_move))
         canvas.on_mouse_up(cb("Handling a click")(self.segment.mouse_up))
-        canvas.on_mouse_out(cb("Handling the mouse")(self.segment.mouse_out))
+        canvas.on_mouse_out(cb("Handling the mouse")(self.mouse_out))
         canvas.on_mouse_wheel(cb("Changing slice")(self.navigation.wheel))
         canvas.on_key_down(cb("Handling a key")(self.key))
         strip.on_mouse_down(cb("Changing slice")(self.navigation.strip_click))
         strip.on_key_down(cb("Handling a key")(self.key))
+        for name, view in self.ortho.views.items():
+            view.canvas.on_mouse_move(cb("Handling the mouse")(
+                lambda x, y, name=name: self.ortho_mouse_move(name, x, y)))
+            view.canvas.on_mouse_out(cb("Handling the mouse")(lambda x, y: self.mouse_out(x, y)))
+            view.canvas.on_key_down(cb("Handling a key")(self.key))
+        self.ortho.shown.observe(cb("Showing the views")(lambda _: self._views_shown()), "value")
+
+    def _update_css(self) -> None:
+        self.style.value = self.viewer.css(self.ortho.css_views()) + self.key_map.helper_html()
+
+    def _views_shown(self) -> None:
+        self._update_css()
+        self.ortho.render_cross()
 
     def _client_ready(self) -> None:
         """A new browser view: send it every widget's state, then the image. The page may
@@ -150,6 +172,7 @@ class App:
         builds it while the study loads), and updates sent before it connected are lost."""
         send_states(self.widget)
         self.viewer.redraw()
+        self.ortho.redraw()
 
     def _repr_mimebundle_(self, **kwargs):
         return self.widget._repr_mimebundle_(**kwargs)
@@ -174,7 +197,10 @@ class App:
         session.add_listener(self._listener)
         n, rows, cols = study.shape
         self.viewer.resize(rows, cols)
-        self.style.value = self.viewer.css() + self.key_map.helper_html()
+        self.viewer.annotation.letters = view_letters(study.affine, "axial")
+        self.viewer.annotation.mm_per_pixel = float(study.spacing[2])
+        self.ortho.show(session)
+        self._update_css()
         for panel in (self.header, self.navigation, self.thresholds, self.extend_panel,
                       self.studies, self.save_panel):
             panel.show(session)
@@ -186,6 +212,7 @@ class App:
         if offer:
             self.resume_panel.offer(study)
         self.navigation.set_slice(self.navigation.start_slice(), force=True)
+        self.ortho.render()
         self.header.update()
 
     def _slice_changed(self) -> None:
@@ -195,6 +222,8 @@ class App:
         self.view.render_overlay()
         self.fill.render()
         self.navigation.render_strip()
+        self.ortho.render_cross()
+        self.readout.clear()
 
     def _session_changed(self, event: SessionEvent) -> None:
         """Session listener: redraw the overlay first (the latency users feel), then the rest."""
@@ -207,6 +236,7 @@ class App:
         if Change.RANGES in event.changes:
             self.thresholds.ranges.sync()
         if event.labels_changed:
+            self.ortho.render_overlay()
             self.fill.refresh()
             self.navigation.update_present(slices)
             self.navigation.render_strip()
@@ -264,13 +294,42 @@ class App:
         self.segment.mouse_down(x, y)
 
     def mouse_move(self, x, y) -> None:
+        """The mouse over the axial image: the readout, then the tool."""
+        pixel = self.viewer.to_pixel(x, y)
+        if pixel is not None and self.session is not None:
+            self._pointer = ("axial", pixel[0] + 0.5, pixel[1] + 0.5)
+            self.readout.show(self.z, *pixel)
         self.segment.mouse_move(x, y)
 
     def mouse_up(self, x, y) -> None:
         self.segment.mouse_up(x, y)
 
     def mouse_out(self, x, y) -> None:
+        self.readout.clear()
         self.segment.mouse_out(x, y)
+
+    def ortho_click(self, view: str, x, y) -> None:
+        """A click in the coronal or sagittal view (canvas position)."""
+        self.ortho.mouse_down(view, x, y)
+
+    def ortho_mouse_move(self, view: str, x, y) -> None:
+        """The mouse over a reformat: the readout of the voxel under it (and panning)."""
+        voxel = self.ortho.voxel_at(view, x, y)
+        if voxel is not None:
+            self._pointer = (view, float(y), float(x))
+            self.readout.show(*voxel)
+        self.ortho.mouse_move(view, x, y)
+
+    def zoom(self, step: int) -> bool:
+        """Zoom the view under the mouse one level in (``step`` > 0) or out, at the mouse."""
+        view, y, x = self._pointer or ("axial", None, None)
+        zoom = self.viewer.zoom if view == "axial" else self.ortho.views[view].zoom
+        return zoom.zoom_at(1 if (to_number(step) or 0) > 0 else -1, y, x)
+
+    def reset_zoom(self) -> None:
+        """The whole image again in the view under the mouse."""
+        view = self._pointer[0] if self._pointer else "axial"
+        (self.viewer.zoom if view == "axial" else self.ortho.views[view].zoom).reset()
 
     def set_tool(self, name) -> None:
         self.segment.set_tool(name)

@@ -18,10 +18,15 @@ def _slider(cls, value, low, high, description, **kw):
 
 class ViewPanel:
     """Window level and width (with presets), overlay opacity and outline; sends the CT
-    only when the slice or the window changes, the overlay when labels or regions do."""
+    only when the slice or the window changes, the overlay when labels or regions do.
 
-    def __init__(self, ctx: Context):
+    ``on_window()`` and ``on_overlay()`` run after the window or the overlay's look
+    changed (the coronal and sagittal views follow them)."""
+
+    def __init__(self, ctx: Context, on_window=lambda: None, on_overlay=lambda: None):
         self.ctx = ctx
+        self.on_window = on_window
+        self.on_overlay = on_overlay
         self.preset = widgets.Dropdown(
             options=[(n.capitalize(), n) for n in WINDOW_PRESETS] + [("Custom", "")],
             value=DEFAULT_PRESET, description="Window", style={"description_width": "52px"},
@@ -39,7 +44,8 @@ class ViewPanel:
         for slider in (self.level_slider, self.width_slider):
             slider.observe(cb("Changing the window")(self._window_changed), "value")
         for control in (self.opacity_slider, self.outline_box):
-            control.observe(cb("Drawing the overlay")(lambda _: self.render_overlay()), "value")
+            control.observe(cb("Drawing the overlay")(lambda _: self._overlay_changed()),
+                            "value")
 
     def reset(self) -> None:
         """The default window (another study is opened; the caller draws the slice)."""
@@ -59,6 +65,7 @@ class ViewPanel:
         with self.ctx.quiet():
             self.level_slider.value, self.width_slider.value = int(level), int(width)
         self.render_ct()
+        self.on_window()
 
     def _window_changed(self, change) -> None:
         if self.ctx.syncing:
@@ -66,14 +73,25 @@ class ViewPanel:
         with self.ctx.quiet():
             self.preset.value = ""
         self.render_ct()
+        self.on_window()
+
+    def _overlay_changed(self) -> None:
+        self.render_overlay()
+        self.on_overlay()
+
+    def window(self) -> tuple[int, int]:
+        """The display window (level, width) in HU."""
+        return int(self.level_slider.value), max(1, int(self.width_slider.value))
+
+    @property
+    def opacity(self) -> float:
+        return float(self.opacity_slider.value)
 
     def render_ct(self) -> None:
         """Window the slice shown and send it."""
         if self.ctx.session is None:
             return
-        hu = self.ctx.session.study.hu[self.ctx.z]
-        self.ctx.viewer.show_ct(window(hu, self.level_slider.value,
-                                       max(1, self.width_slider.value)))
+        self.ctx.viewer.show_ct(window(self.ctx.session.study.hu[self.ctx.z], *self.window()))
 
     def render_overlay(self) -> None:
         """Send the label overlay of the slice shown (never the CT)."""

@@ -34,6 +34,15 @@ def palette_png(index: np.ndarray, palette: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+def grey_png(grey: np.ndarray) -> bytes:
+    """Encode a windowed image (2-D uint8) as a lossless grey PNG."""
+    if grey.dtype != np.uint8 or grey.ndim != 2:
+        raise ValueError("the CT layer takes a 2-D uint8 image")
+    buffer = io.BytesIO()
+    Image.fromarray(grey, "L").save(buffer, "PNG", compress_level=1)
+    return buffer.getvalue()
+
+
 def _put_png(layer: ipycanvas.Canvas, png: bytes) -> None:
     """Replace a layer's content with a PNG (``put_image_data`` can only encode RGB(A)/grey)."""
     layer.global_composite_operation = "copy"
@@ -117,11 +126,7 @@ class Viewer:
 
     def show_ct(self, grey: np.ndarray) -> None:
         """Show a windowed slice (2-D uint8, sent as lossless grey PNG)."""
-        if grey.dtype != np.uint8 or grey.ndim != 2:
-            raise ValueError("the CT layer takes a 2-D uint8 image")
-        buffer = io.BytesIO()
-        Image.fromarray(grey, "L").save(buffer, "PNG", compress_level=1)
-        self._ct_png = buffer.getvalue()
+        self._ct_png = grey_png(grey)
         self.ct_sends += 1
         with ipycanvas.hold_canvas():
             _put_png(self.canvas[CT], self._ct_png)
