@@ -201,7 +201,7 @@ def save_conflict(folder, session_id=None, base=None) -> SessionEntry | None:
 
 
 def save_session(folder, labels: np.ndarray, state: dict, study: Study, *, session_id=None,
-                 base=None, replace: bool = False) -> Path:
+                 base=None, replace: bool = False, journal: dict | None = None) -> Path:
     """Save the label volume and the session state into ``folder`` as one atomic unit.
 
     Parameters
@@ -223,6 +223,9 @@ def save_session(folder, labels: np.ndarray, state: dict, study: Study, *, sessi
         save may be replaced.
     replace : bool
         Replace whatever the folder holds (the user said so).
+    journal : dict, optional
+        ``{"id": ..., "seq": n}``: the edit journal of an autosave folder this save
+        continues and its last record included (:mod:`radipop_widgets.journal`).
 
     Returns
     -------
@@ -262,6 +265,8 @@ def save_session(folder, labels: np.ndarray, state: dict, study: Study, *, sessi
         "labels_sha256": None,
         "state": state,
     }
+    if journal is not None:
+        info["journal"] = journal
     json.dumps(info, default=_json_default)  # a state JSON cannot hold fails before any write
     folder.mkdir(parents=True, exist_ok=True)
     with _locked(folder, shared=False):
