@@ -214,3 +214,27 @@ def liver_spleen_ratio(measurements: dict[str, dict]) -> float | None:
     if not liver or not spleen or not spleen["volume_ml"]:
         return None
     return float(liver["volume_ml"] / spleen["volume_ml"])
+
+
+def area_steps(measurement: dict, fraction: float = 0.25) -> list[int]:
+    """Slices whose area differs from the slice before by more than ``fraction`` of the
+    organ's largest slice area: a leak into a neighbour, a missed or half-labelled slice.
+
+    ``measurement`` is one organ's dict of :func:`organ_measurements`; a slice inside the
+    organ's span without it (``missing_slices``) counts as area 0, so a missed slice gives
+    two steps (into it and out of it). Returns slice indices z (the step is from z - 1 to z).
+
+    Examples
+    --------
+    >>> area_steps({"area_mm2": [(3, 100.0), (4, 110.0), (5, 160.0), (7, 150.0)]})
+    [5, 6, 7]
+    """
+    slices = [z for z, _ in measurement["area_mm2"]]
+    if len(slices) < 2:
+        return []
+    first = slices[0]
+    area = np.zeros(slices[-1] - first + 1)
+    for z, a in measurement["area_mm2"]:
+        area[z - first] = a
+    jumps = np.flatnonzero(np.abs(np.diff(area)) > fraction * area.max()) + 1
+    return [int(z) + first for z in jumps]

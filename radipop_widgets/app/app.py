@@ -4,8 +4,8 @@ Each panel owns its widgets and handlers and talks to a narrow
 :class:`~radipop_widgets.app.context.Context` (session, viewer, messages, jobs, slice
 shown): ``header``, ``navigation`` (slices, overview strip), ``segment`` (tools and
 labels), ``thresholds`` (with the organs' ranges), ``extend_panel``, ``fill`` (fill
-between slices), ``view`` (window and overlay), ``studies``, ``resume_panel`` and
-``save_panel``. ``App`` lays them out, routes the image's events,
+between slices), ``view`` (window and overlay), ``studies``, ``resume_panel``,
+``save_panel`` and ``statistics``. ``App`` lays them out, routes the image's events,
 reacts to session changes, and keeps the handlers (``set_slice``, ``mouse_down``,
 ``assign``, ``extend``, ``save``, ...) as plain methods: tests and notebooks call them.
 Every value that comes from the browser is validated and clamped before it reaches the
@@ -37,13 +37,14 @@ from .readout import Readout
 from .resume import ResumePanel
 from .save import SavePanel
 from .segment import SegmentPanel
+from .statistics import StatisticsPanel
 from .studies import StudyPanel
 from .thresholds import ThresholdsPanel
 from .ui import heading, send_states, tagged, to_number
 from .view import ViewPanel
 from .viewer import Viewer
 
-TABS = ("Segment", "View", "Study", "Save & export", "Help")
+TABS = ("Segment", "View", "Study", "Save & export", "Statistics", "Help")
 
 
 class App:
@@ -102,6 +103,7 @@ class App:
         self.studies = StudyPanel(ctx, self.data_root, self.workspace, self._show_session,
                                   self._show_tab)
         self.save_panel = SavePanel(ctx, self.output_root, self.resume_panel)
+        self.statistics = StatisticsPanel(ctx, self.navigation.set_slice)
         self.key_map = KeyMap(key_table(list(self.segment.tools.values())))
         self._listener = ctx.callback("Updating the display")(self._session_changed)
         self._layout()
@@ -126,10 +128,12 @@ class App:
                           *self.thresholds.rows, *self.extend_panel.rows])
         view = w.VBox([self.view.widget, heading("Views"), self.ortho.shown])
         self.tabs = w.Tab(children=[segment, view, self.studies.widget,
-                                    self.save_panel.widget, w.HTML(self.key_map.help_html())],
+                                    self.save_panel.widget, self.statistics.widget,
+                                    w.HTML(self.key_map.help_html())],
                           layout=w.Layout(width="100%"))
         for i, name in enumerate(TABS):
             self.tabs.set_title(i, name)
+        self.statistics.watch(self.tabs, TABS.index("Statistics"))
         right = w.VBox([self.resume_panel.widget, self.tabs, heading("Messages"),
                         self.messages.output],
                        layout=w.Layout(flex="1 1 auto", min_width="430px", max_width="900px"))
@@ -202,7 +206,7 @@ class App:
         self.ortho.show(session)
         self._update_css()
         for panel in (self.header, self.navigation, self.thresholds, self.extend_panel,
-                      self.studies, self.save_panel):
+                      self.studies, self.save_panel, self.statistics):
             panel.show(session)
         self.status(f"Opened {study.series_description or study.name}: {n} slices of "
                     f"{rows} x {cols}. Click a green candidate region, then press Liver or "
@@ -222,6 +226,7 @@ class App:
         self.view.render_overlay()
         self.fill.render()
         self.navigation.render_strip()
+        self.statistics.slice_changed()
         self.ortho.render_cross()
         self.readout.clear()
 
@@ -240,6 +245,7 @@ class App:
             self.fill.refresh()
             self.navigation.update_present(slices)
             self.navigation.render_strip()
+            self.statistics.update()
         if event.labels_changed or event.regions_changed:
             self.header.update()
 

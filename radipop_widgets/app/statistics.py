@@ -1,0 +1,334 @@
+"""The Statistics tab: the organ statistics a hepatologist reads, and an area-per-slice plot
+per organ that shows a jump between neighbouring slices and goes to a slice on a click.
+
+The numbers are :func:`radipop_widgets.measure.organ_measurements` (the same as
+``Session.measurements()`` and the exported ``_measurements.csv``). They are computed only
+when the labels changed since the last time and the tab is shown: a labels change marks
+the panel stale (nothing else on the click path); the tab being shown, or a change while
+it is shown, measures again. In the served app (background jobs) that happens on a timer
+thread at most every :data:`DELAY` seconds, on a copy of the labels taken under the jobs'
+lock, so that the measuring (about half a second on 512 x 512 x 300) never holds up a
+click; without background jobs (tests, scripts) it happens at once.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import threading
+from collections.abc import Callable
+
+import ipycanvas
+import ipywidgets as widgets
+import numpy as np
+
+from .. import measure
+from ..labels import MEASURED
+from .context import Context
+from .messages import guarded
+from .ui import heading, mix, tagged, to_number
+
+DELAY = 0.4                  # s: at most one measuring per interval while labels change
+PLOT_WIDTH, PLOT_HEIGHT = 420, 56
+STEP_FRACTION = 0.25         # a step between slices above this fraction of the largest area
+_BACKGROUND = (250, 250, 250, 255)
+_MISSING = (255, 170, 60, 255)   # orange: a slice inside the organ's span without it
+_STEP = (200, 0, 0, 255)         # red: the top of a bar after a step
+_CURSOR = (40, 40, 40, 255)
+
+
+def _fmt(value, digits=1, unit="") -> str:
+    if value is None:
+        return "&mdash;"
+    return f"{value:,.{digits}f}{unit}".replace(",", "&#8239;")
+
+
+def area_plot(areas: list[tuple[int, float]], n_slices: int, colour, z: int | None,
+              missing=(), steps=(), width=PLOT_WIDTH, height=PLOT_HEIGHT) -> np.ndarray:
+    """The RGBA image (height, width, 4) of an organ's area per slice.
+
+    Slice z covers the columns ``floor(z * width / n)`` to ``floor((z + 1) * width / n)``
+    (at least one), the same mapping as :func:`slice_at` inverts; the bar height is the
+    area over the largest one (the largest area of the slices a column covers). Missing
+    slices are orange bands, the bars after a step have a red top, slice ``z`` a dark line.
+
+    Examples
+    --------
+    >>> image = area_plot([(1, 50.0), (2, 100.0)], 4, (230, 30, 30), z=3, width=8, height=5)
+    >>> image.shape, (image[:, 4:6, 0] == 230).sum(axis=0).tolist()   # the largest: height - 2
+    ((5, 8, 4), [3, 3])
+    """
+    image = np.empty((height, width, 4), np.uint8)
+    image[...] = _BACKGROUND
+    left = (np.arange(n_slices) * width) // n_slices
+    right = np.maximum(((np.arange(n_slices) + 1) * width) // n_slices, left + 1)
+    for zz in missing:
+        image[:, left[zz]:right[zz]] = _MISSING
+    if areas:
+        top = max(a for _, a in areas) or 1.0
+        column_area = np.zeros(width)
+        for zz, a in areas:
+            column_area[left[zz]:right[zz]] = np.maximum(column_area[left[zz]:right[zz]], a)
+        bar = np.ceil(column_area / top * (height - 2)).astype(int)
+        rows = np.arange(height)[:, None]
+        image[rows >= height - bar[None, :]] = (*colour, 255)
+        for zz in steps:
+            column = slice(left[zz], right[zz])
+            y = height - 1 - int(bar[left[zz]])
+            image[max(y - 1, 0):y + 2, column] = _STEP
+    if z is not None and 0 <= z < n_slices:
+        image[:, left[z]:right[z]] = _CURSOR
+    return image
+
+
+def slice_at(x, n_slices: int, width: int = PLOT_WIDTH) -> int | None:
+    """The slice under plot column ``x`` (a browser value, clamped); None if not a number.
+
+    >>> slice_at(0, 300), slice_at(419.9, 300), slice_at(210, 300), slice_at("x", 300)
+    (0, 299, 150, None)
+    """
+    x = to_number(x)
+    if x is None:
+        return None
+    x = min(max(x, 0.0), width - 1e-9)
+    return min(math.floor(x * n_slices / width), n_slices - 1)
+
+
+class StatisticsPanel:
+    """The Statistics tab: a table per organ and the area plots.
+
+    ``go_to_slice(z)`` shows slice z (the App's slice navigation).
+    """
+
+    def __init__(self, ctx: Context, go_to_slice: Callable[[int], None]):
+        self.ctx = ctx
+        self.go_to_slice = go_to_slice
+        self.visible = False
+        self.measurements: dict | None = None     # what the table shows
+        self.runs = 0                             # measurings done (tests, benchmarks)
+        self._version = 0                         # labels changes seen
+        self._measured = -1                       # the version the table shows
+        self._timer: threading.Timer | None = None
+        self.table = widgets.HTML()
+        self.note = widgets.HTML()
+        self.captions = {o.value: widgets.HTML() for o in MEASURED}
+        self.plots = {o.value: ipycanvas.Canvas(width=PLOT_WIDTH, height=PLOT_HEIGHT,
+                                                layout=widgets.Layout(
+                                                    width=f"{PLOT_WIDTH}px",
+                                                    height=f"{PLOT_HEIGHT}px"))
+                      for o in MEASURED}
+        rows = []
+        for o in MEASURED:
+            rows += [self.captions[o.value], self.plots[o.value]]
+            self.plots[o.value].on_mouse_down(ctx.callback("Changing slice")(self.plot_click))
+        self.widget = widgets.VBox([heading("Organ statistics"), self.table, self.note,
+                                    heading("Area per slice (click a slice to go there)"),
+                                    *rows])
+        tagged({"statistics": self.widget, "stats-table": self.table,
+                **{f"stats-plot-{o.name}": self.plots[o.value] for o in MEASURED}})
+        self._measure_later = guarded(ctx.messages, "Measuring the organs")(self._deferred)
+
+    # ------------------------------------------------------------ binding
+    def watch(self, tabs: widgets.Tab, index: int) -> None:
+        """Measure while ``tabs`` shows this panel (its child ``index``)."""
+        def selected(change):
+            self.set_visible(change["new"] == index)
+        tabs.observe(self.ctx.callback("Showing the statistics")(selected), "selected_index")
+
+    def set_visible(self, visible: bool) -> None:
+        self.visible = bool(visible)
+        if self.visible and self.stale:
+            self._request(0.0)
+        elif self.visible:
+            self.render_plots()
+
+    def show(self, session) -> None:
+        """Another session: what the table showed is stale."""
+        self._cancel()
+        self.measurements = None
+        self._version += 1
+        self.table.value = ""
+        self.note.value = "<small><i>measuring&hellip;</i></small>"
+        if self.visible:
+            self._request(0.0)
+
+    def update(self) -> None:
+        """The labels changed: measure again when shown (see the module's description)."""
+        self._version += 1
+        if self.visible:
+            self._request(DELAY)
+
+    def slice_changed(self) -> None:
+        """The slice shown changed: move the plots' slice line (when shown)."""
+        if self.visible and self.measurements is not None:
+            self.render_plots()
+
+    @property
+    def stale(self) -> bool:
+        """Whether the labels changed since the table was measured."""
+        return self._measured != self._version
+
+    @property
+    def pending(self) -> bool:
+        """Whether a measuring is scheduled."""
+        return self._timer is not None
+
+    # ------------------------------------------------------------ measuring
+    def refresh(self) -> None:
+        """Measure now, in this thread, and show the numbers."""
+        self._cancel()
+        s = self.ctx.session
+        if s is None:
+            return
+        version = self._version
+        self._show(s, measure.organ_measurements(s.labels, s.study.hu, s.study.spacing),
+                   version)
+
+    def flush(self) -> None:
+        """Do the scheduled measuring now (if one is scheduled)."""
+        if self._timer is not None:
+            self.refresh()
+
+    def _request(self, delay: float) -> None:
+        if not self.ctx.jobs.background:
+            self.refresh()
+        elif self._timer is None:
+            self._timer = threading.Timer(delay, self._measure_later)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _cancel(self) -> None:
+        timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.cancel()
+
+    def _deferred(self) -> None:
+        """On the timer thread: copy the labels under the lock, measure outside it, show
+        the result under it (unless another session was opened meanwhile)."""
+        with self.ctx.jobs.lock:
+            timer, self._timer = self._timer, None
+            s = self.ctx.session
+            if timer is None or s is None or not self.stale:
+                return
+            version, labels = self._version, s.labels.copy()
+        result = measure.organ_measurements(labels, s.study.hu, s.study.spacing)
+        with self.ctx.jobs.lock:
+            if s is not self.ctx.session or self._timer is not None:
+                return
+            self._show(s, result, version)
+            if self.stale and self.visible:
+                self._request(DELAY)
+
+    # ------------------------------------------------------------ showing
+    def _show(self, session, measurements: dict, version: int) -> None:
+        self.measurements = measurements
+        self._measured = version
+        self.runs += 1
+        self.table.value = statistics_table(measurements, session.study.spacing)
+        self.note.value = ""
+        self.render_plots()
+
+    def render_plots(self) -> None:
+        """Draw the area plots (with the slice shown marked)."""
+        s, m = self.ctx.session, self.measurements
+        if s is None or m is None:
+            return
+        n = s.study.n_slices
+        for o in MEASURED:
+            organ = m.get(o.name)
+            if organ is None:
+                self.captions[o.value].value = (f"<small><b>{o.title}</b>: not labelled"
+                                                "</small>")
+                self.plots[o.value].put_image_data(area_plot([], n, o.colour, self.ctx.z), 0, 0)
+                continue
+            steps = measure.area_steps(organ, STEP_FRACTION)
+            largest = max(organ["area_mm2"], key=lambda item: item[1])
+            flags = []
+            if organ["missing_slices"]:
+                flags.append(f"<span style='color:#c66a00'>missing slices "
+                             f"{_slice_list(organ['missing_slices'])}</span>")
+            if steps:
+                flags.append(f"<span style='color:#c00000'>steps &gt; "
+                             f"{STEP_FRACTION:.0%} of the largest area at slices "
+                             f"{_slice_list(steps)}</span>")
+            colour = mix(o.colour, (0, 0, 0), 0.15)
+            self.captions[o.value].value = (
+                f"<small><b style='color:{colour}'>{o.title}</b>: slices 0&ndash;{n - 1}, "
+                f"largest {_fmt(largest[1], 0)} mm² on slice {largest[0]}"
+                + ("; " + "; ".join(flags) if flags else "") + "</small>")
+            image = area_plot(organ["area_mm2"], n, o.colour, self.ctx.z,
+                              organ["missing_slices"], steps)
+            self.plots[o.value].put_image_data(image, 0, 0)
+
+    def plot_click(self, x, y=None) -> None:
+        """A click on an area plot at column ``x``: go to that slice."""
+        s = self.ctx.session
+        if s is None:
+            return
+        z = slice_at(x, s.study.n_slices, PLOT_WIDTH)
+        if z is not None:
+            self.go_to_slice(z)
+
+
+def _slice_list(slices, limit=8) -> str:
+    shown = ", ".join(str(z) for z in slices[:limit])
+    return shown + (f" (+{len(slices) - limit} more)" if len(slices) > limit else "")
+
+
+def statistics_table(measurements: dict, spacing) -> str:
+    """The HTML table: one column per measured organ, one row per number.
+
+    Examples
+    --------
+    >>> labels = np.zeros((3, 4, 4), np.uint8)
+    >>> labels[1:, :2, :2] = 2
+    >>> text = statistics_table(measure.organ_measurements(labels, None, (2, 1, 1)), (2, 1, 1))
+    >>> "Splenic index" in text and "not labelled" in text
+    True
+    """
+    def cells(fn):
+        return "".join(f"<td>{fn(measurements[o.name]) if o.name in measurements else ''}</td>"
+                       for o in MEASURED)
+
+    def hu(m):
+        if m["mean_hu"] is None:
+            return "&mdash;"
+        return f"{_fmt(m['mean_hu'])} &plusmn; {_fmt(m['sd_hu'])}"
+
+    def span(m):
+        first, last = m["slices"]
+        gaps = m["missing_slices"]
+        return (f"{first}&ndash;{last}" + (f" <span style='color:#c66a00'>({len(gaps)} "
+                                           f"missing)</span>" if gaps else ""))
+
+    rows = [
+        ("Volume (mL)", lambda m: f"<b>{_fmt(m['volume_ml'])}</b>"),
+        ("HU mean &plusmn; SD", hu),
+        ("HU median", lambda m: _fmt(m["median_hu"])),
+        ("Slices", span),
+        ("Craniocaudal length (mm)", lambda m: _fmt(m["length_cc_mm"])),
+        ("Largest axial diameter (mm)", lambda m: f"{_fmt(m['diameter_max_mm'])} "
+         f"<small>(slice {m['diameter_slice']})</small>"),
+        ("Width across it (mm)", lambda m: _fmt(m["diameter_perp_mm"])),
+        ("Splenic index (cm³)", lambda m: _fmt(m["splenic_index_cm3"], 0)
+         if m["splenic_index_cm3"] is not None else ""),
+    ]
+    head = "".join(
+        f"<th style='color:{mix(o.colour, (0, 0, 0), 0.15)}'>{o.title}"
+        + ("" if o.name in measurements else " <small>(not labelled)</small>") + "</th>"
+        for o in MEASURED)
+    body = "".join(f"<tr><td>{title}</td>{cells(fn)}</tr>" for title, fn in rows)
+    ratio = measure.liver_spleen_ratio(measurements)
+    others = sorted(set(measurements) - {o.name for o in MEASURED})
+    foot = (f"<tr><td>Liver / spleen volume</td><td colspan='{len(MEASURED)}'>"
+            f"<b>{_fmt(ratio, 2)}</b></td></tr>")
+    spacing_text = " &times; ".join(f"{float(s):g}" for s in spacing)
+    note = (f"<small>Voxels {spacing_text} mm (slice, row, column). Length: slices spanned "
+            "&times; slice spacing; diameters: the largest axial Feret diameter and the width "
+            "across it on that slice; splenic index: length &times; width &times; thickness "
+            "in cm.")
+    if others:
+        note += " Other labels: " + ", ".join(
+            f"{html.escape(name)} {_fmt(measurements[name]['volume_ml'])} mL" for name in others)
+    return (f"<table class='radipop-stats' style='border-collapse:collapse;font-size:12px'>"
+            f"<tr><th></th>{head}</tr>{body}{foot}</table>{note}</small>")
