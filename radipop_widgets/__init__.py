@@ -47,6 +47,7 @@ _LAZY = {
     "WINDOW_PRESETS": ("radipop_widgets.render", "WINDOW_PRESETS"),
     "phantom_study_path": ("radipop_widgets.io.phantom", "phantom_study_path"),
     "App": ("radipop_widgets.app", "App"),
+    "DicomWeb": ("radipop_widgets.dicomweb", "DicomWeb"),
 }
 
 

@@ -124,3 +124,29 @@ class SessionConflictError(SessionError):
         self.folder = folder
         self.saved_at = saved_at
         self.volumes_ml = volumes_ml
+
+
+class PacsError(RadipopError):
+    """A PACS (DICOMweb server) request failed, or the connection is configured wrongly."""
+
+
+class PacsConfigError(PacsError):
+    """The server address, credentials or certificate settings are not usable (credentials
+    in the URL, a config file others can read, plain HTTP to a remote host)."""
+
+
+class PacsUnreachableError(PacsError):
+    """The server cannot be reached: wrong address, server down, network, timeout, or a
+    certificate that cannot be verified."""
+
+
+class PacsAuthError(PacsError):
+    """The server refused the request (HTTP 401 / 403): wrong or missing credentials."""
+
+
+class PacsNotFoundError(PacsError, SeriesNotFoundError):
+    """The study or series is not on the server."""
+
+
+class PacsStoreError(PacsError):
+    """The server did not store (all of) the objects sent to it."""
