@@ -50,7 +50,8 @@ def area_plot(areas: list[tuple[int, float]], n_slices: int, colour, z: int | No
     Slice z covers the columns ``floor(z * width / n)`` to ``floor((z + 1) * width / n)``
     (at least one), the same mapping as :func:`slice_at` inverts; the bar height is the
     area over the largest one (the largest area of the slices a column covers). Missing
-    slices are orange bands, the bars after a step have a red top, slice ``z`` a dark line.
+    slices are orange bands, the other bars after a step have a red top, slice ``z`` a dark
+    line.
 
     Examples
     --------
@@ -72,7 +73,7 @@ def area_plot(areas: list[tuple[int, float]], n_slices: int, colour, z: int | No
         bar = np.ceil(column_area / top * (height - 2)).astype(int)
         rows = np.arange(height)[:, None]
         image[rows >= height - bar[None, :]] = (*colour, 255)
-        for zz in steps:
+        for zz in set(steps) - set(missing):    # a missing slice is orange already
             column = slice(left[zz], right[zz])
             y = height - 1 - int(bar[left[zz]])
             image[max(y - 1, 0):y + 2, column] = _STEP
