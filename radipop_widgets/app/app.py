@@ -33,6 +33,7 @@ from .keys import KeyMap, key_table
 from .messages import MessagePanel, guarded
 from .navigation import Navigation
 from .ortho import OrthoPanel
+from .pacs import PacsPanel
 from .readout import Readout
 from .resume import ResumePanel
 from .save import SavePanel
@@ -44,7 +45,7 @@ from .ui import heading, send_states, tagged, to_number
 from .view import ViewPanel
 from .viewer import Viewer
 
-TABS = ("Segment", "View", "Study", "Save & export", "Statistics", "Help")
+TABS = ("Segment", "View", "Study", "PACS", "Save & export", "Statistics", "Help")
 
 
 class App:
@@ -102,6 +103,8 @@ class App:
                                         lambda session: self._show_session(session, offer=False))
         self.studies = StudyPanel(ctx, self.data_root, self.workspace, self._show_session,
                                   self._show_tab)
+        self.pacs = PacsPanel(ctx, self.workspace, self.output_root, self._show_session,
+                              self._show_tab)
         self.save_panel = SavePanel(ctx, self.output_root, self.resume_panel)
         self.statistics = StatisticsPanel(ctx, self.navigation.set_slice)
         self.key_map = KeyMap(key_table(list(self.segment.tools.values())))
@@ -127,7 +130,7 @@ class App:
         segment = w.VBox([*self.segment.tool_rows, *self.fill.rows, *self.segment.label_rows,
                           *self.thresholds.rows, *self.extend_panel.rows])
         view = w.VBox([self.view.widget, heading("Views"), self.ortho.shown])
-        self.tabs = w.Tab(children=[segment, view, self.studies.widget,
+        self.tabs = w.Tab(children=[segment, view, self.studies.widget, self.pacs.widget,
                                     self.save_panel.widget, self.statistics.widget,
                                     w.HTML(self.key_map.help_html())],
                           layout=w.Layout(width="100%"))
@@ -206,7 +209,7 @@ class App:
         self.ortho.show(session)
         self._update_css()
         for panel in (self.header, self.navigation, self.thresholds, self.extend_panel,
-                      self.studies, self.save_panel, self.statistics):
+                      self.studies, self.pacs, self.save_panel, self.statistics):
             panel.show(session)
         self.status(f"Opened {study.series_description or study.name}: {n} slices of "
                     f"{rows} x {cols}. Click a green candidate region, then press Liver or "
@@ -395,6 +398,14 @@ class App:
     def open_study(self, index) -> Future:
         """Load the study at ``index`` of the picker in the background and show it."""
         return self.studies.open(index)
+
+    def search_pacs(self) -> Future:
+        """Search the PACS tab's server for the patient / date typed (a job)."""
+        return self.pacs.search()
+
+    def open_pacs(self, index) -> Future:
+        """Open the PACS tab's listed series at ``index`` (a job; cached after once)."""
+        return self.pacs.open(index)
 
     def resume(self) -> None:
         """Replace the new session by the chosen saved or autosaved session."""
