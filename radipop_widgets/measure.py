@@ -30,44 +30,75 @@ KEYS = ("label", "voxels", "volume_ml", "slices", "mean_hu", "sd_hu", "median_hu
 
 
 def _per_slice_stats(labels: np.ndarray, hu: np.ndarray | None):
-    """Count, sum of HU and sum of HU^2 per (slice, label value), each (slices, 256), and
-    the HU histogram per label value (256, bins) for integer HU (None otherwise).
+    """Voxel counts per (slice, label value), (slices, 256), and the HU summary per label.
 
-    Only labelled voxels enter the bincounts; background (value 0) is not counted.
+    The HU summary is, for integer HU, a histogram per label value (256, bins) of the HU
+    clipped into [_HIST_LO, _HIST_HI]; for other HU the sums of HU and HU^2 per label
+    (256,) each. Only labelled voxels enter the bincounts (background, 0, is not
+    counted). The histogram is as wide as the largest label value of each slab needs.
     """
     n, rows, cols = labels.shape
     counts = np.zeros((n, 256), np.int64)
-    sums = np.zeros((n, 256)) if hu is not None else None
-    sumsq = np.zeros((n, 256)) if hu is not None else None
     integer = hu is not None and np.issubdtype(np.asarray(hu).dtype, np.integer)
-    hist = np.zeros(256 * _BINS, np.int64) if integer else None
+    hist = np.zeros((256, _BINS), np.int64) if integer else None
+    sums = np.zeros(256) if hu is not None and not integer else None
+    sumsq = np.zeros(256) if sums is not None else None
     for start in range(0, n, _SLAB):
         stop = min(start + _SLAB, n)
         flat = labels[start:stop].reshape(-1)
-        where = np.flatnonzero(flat)
+        where = np.flatnonzero(flat != 0)   # a bool array: 4x faster than uint8 nonzero
+        if where.size == 0:
+            continue
         value = flat[where]
         index = (where // (rows * cols)) * 256 + value
-        size = (stop - start) * 256
-        counts[start:stop] = np.bincount(index, minlength=size).reshape(-1, 256)
-        if hu is not None:
-            raw = hu[start:stop].reshape(-1)[where]
+        counts[start:stop] = np.bincount(index, minlength=(stop - start) * 256).reshape(-1, 256)
+        if hu is None:
+            continue
+        raw = hu[start:stop].reshape(-1)[where]
+        if integer:
+            top = int(value.max()) + 1
+            binned = np.clip(raw, _HIST_LO, _HIST_HI).astype(np.intp) - _HIST_LO
+            hist[:top] += np.bincount(value.astype(np.intp) * _BINS + binned,
+                                      minlength=top * _BINS).reshape(top, _BINS)
+        else:
             values = raw.astype(np.float64)
-            sums[start:stop] = np.bincount(index, values, size).reshape(-1, 256)
-            sumsq[start:stop] = np.bincount(index, values * values, size).reshape(-1, 256)
-            if integer:
-                binned = np.clip(raw, _HIST_LO, _HIST_HI).astype(np.int64) - _HIST_LO
-                hist += np.bincount(value.astype(np.int64) * _BINS + binned,
-                                    minlength=hist.size)
-    return counts, sums, sumsq, (hist.reshape(256, _BINS) if integer else None)
+            sums += np.bincount(value, values, 256)
+            sumsq += np.bincount(value, values * values, 256)
+    return counts, hist, sums, sumsq
 
 
-def _median(histogram: np.ndarray, n: int) -> float | None:
+_BIN_HU = np.arange(_HIST_LO, _HIST_HI + 1, dtype=np.float64)
+
+
+def _hu_stats(labels, hu, value, n, hist, sums, sumsq, first, last):
+    """(mean, SD, median) of the HU of label ``value`` (``n`` voxels on slices first..last).
+
+    From the histogram when no value was clipped into an edge bin (the sums of an integer
+    histogram are exact in float64); else from the voxels themselves.
+    """
+    if hist is not None and not (hist[value, 0] or hist[value, -1]):
+        h = hist[value]
+        total, squares = float(h @ _BIN_HU), float(h @ (_BIN_HU * _BIN_HU))
+        median = _median(h, n)
+    else:
+        if hist is None:
+            total, squares = float(sums[value]), float(sumsq[value])
+        else:
+            voxels = hu[first:last + 1][labels[first:last + 1] == value].astype(np.float64)
+            total, squares = float(voxels.sum()), float((voxels * voxels).sum())
+        median = None
+    mean = total / n
+    sd = max(squares / n - mean * mean, 0.0) ** 0.5
+    if median is None:
+        median = float(np.median(hu[first:last + 1][labels[first:last + 1] == value]))
+    return mean, sd, median
+
+
+def _median(histogram: np.ndarray, n: int) -> float:
     """Median (numpy's: the mean of the two middle values for an even count) from a
-    histogram of ``n`` values; None when it falls into a clipped edge bin."""
+    histogram of ``n`` values."""
     below = np.cumsum(histogram)
     middle = np.searchsorted(below, [(n - 1) // 2 + 1, n // 2 + 1])
-    if middle.min() == 0 or middle.max() == _BINS - 1:
-        return None
     return float(middle.mean() + _HIST_LO)
 
 
@@ -158,7 +189,7 @@ def organ_measurements(labels: np.ndarray, hu: np.ndarray | None, spacing) -> di
     labels = _check(labels, spacing)
     if hu is not None and np.shape(hu) != labels.shape:
         raise ValueError(f"hu has shape {np.shape(hu)}, labels {labels.shape}")
-    counts, sums, sumsq, hist = _per_slice_stats(labels, hu)
+    counts, hist, sums, sumsq = _per_slice_stats(labels, hu)
     slice_mm, row_mm, col_mm = (float(s) for s in spacing)
     pixel_mm2 = row_mm * col_mm
     voxel_ml = pixel_mm2 * slice_mm / 1000.0
@@ -170,12 +201,7 @@ def organ_measurements(labels: np.ndarray, hu: np.ndarray | None, spacing) -> di
         first, last = int(slices[0]), int(slices[-1])
         mean = sd = median = None
         if hu is not None:
-            mean = float(sums[:, value].sum() / n)
-            var = max(float(sumsq[:, value].sum() / n) - mean * mean, 0.0)
-            sd = var ** 0.5
-            median = _median(hist[value], n) if hist is not None else None
-            if median is None:
-                median = float(np.median(hu[first:last + 1][labels[first:last + 1] == value]))
+            mean, sd, median = _hu_stats(labels, hu, value, n, hist, sums, sumsq, first, last)
         length, missing = craniocaudal(slices, slice_mm)
         diameter, across, at = axial_diameters(labels[first:last + 1] == value, first,
                                                row_mm, col_mm)

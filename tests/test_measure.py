@@ -190,8 +190,14 @@ def test_median_hu_equals_numpy():
     for name, value in [("liver", 1), ("spleen", 2), ("organ_3", 3), ("organ_7", 7),
                         ("organ_9", 9)]:
         assert out[name]["median_hu"] == np.median(hu[labels == value]), name
+        assert out[name]["mean_hu"] == pytest.approx(hu[labels == value].mean(), rel=1e-9)
+        assert out[name]["sd_hu"] == pytest.approx(hu[labels == value].std(), rel=1e-7)
     floats = organ_measurements(labels, hu + 0.25, (2.5, 0.8, 0.6))
-    assert floats["liver"]["median_hu"] == pytest.approx(np.median(hu[labels == 1]) + 0.25)
+    for value, name in [(1, "liver"), (9, "organ_9")]:
+        voxels = hu[labels == value] + 0.25
+        assert floats[name]["median_hu"] == pytest.approx(np.median(voxels))
+        assert floats[name]["mean_hu"] == pytest.approx(voxels.mean(), rel=1e-9)
+        assert floats[name]["sd_hu"] == pytest.approx(voxels.std(), rel=1e-7)
 
 
 def test_every_organ_has_every_key_and_the_ratio_needs_both_organs():
