@@ -201,7 +201,7 @@ class DicomWeb:
         if ca_bundle and not Path(ca_bundle).expanduser().is_file():
             raise PacsConfigError(f"CA bundle {ca_bundle} not found: give the path of the PEM "
                                   "file that holds your hospital's CA certificate.")
-        self.http = requests.Session()
+        self.http = _Session()
         self.http.auth = (user, password or "") if user else None
         self.http.verify = str(Path(ca_bundle).expanduser()) if ca_bundle else True
         retry = Retry(total=retries, connect=retries, read=retries, status=retries,
@@ -392,6 +392,16 @@ class DicomWeb:
                                         "and search again.") from None
             raise PacsError(f"{where}: the server answered HTTP {code}. Try again; if it "
                             "persists, the server's log says why.") from None
+
+
+class _Session(requests.Session):
+    """requests' session, sending QIDO's ``*`` wildcard as it is: ``*`` may stand in a
+    query unencoded (RFC 3986), and Orthanc 1.10 takes the encoded ``%2A`` literally."""
+
+    def send(self, request, **kwargs):
+        head, sep, query = request.url.partition("?")
+        request.url = head + sep + query.replace("%2A", "*")
+        return super().send(request, **kwargs)
 
 
 def _series(item: dict, study_uid) -> PacsSeries:
