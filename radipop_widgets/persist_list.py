@@ -10,6 +10,7 @@ from pathlib import Path
 
 from . import measure
 from .errors import SessionError
+from .journal import JOURNAL_FILE, read_journal, records_after
 from .persist_paths import (
     AUTOSAVE_DIR,
     LABELS_FILE,
@@ -18,7 +19,7 @@ from .persist_paths import (
     default_session_dir,
     workspace_dir,
 )
-from .persist_read import _check_same_series, load_session, read_session_info
+from .persist_read import _check_same_series, _locked, load_session, read_session_info
 from .study import Study
 
 #: How deep :func:`list_sessions` looks for session folders below the workspace.
@@ -54,6 +55,24 @@ def _kind(folder: Path) -> str:
     return "autosaved" if name == AUTOSAVE_DIR or name.startswith(AUTOSAVE_DIR + "-") else "saved"
 
 
+def _journalled(folder: Path, info: dict) -> dict:
+    """``info`` with the time and volumes of the last edit journalled after its snapshot
+    (an autosave folder), read from the records' headers (no labels inflated)."""
+    if "journal" not in info:
+        return info
+    records = records_after(read_journal(folder / JOURNAL_FILE, tuple(info["shape"])),
+                            info["journal"])
+    if not records:
+        return info
+    last = records[-1]
+    info = dict(info, saved_at=last.at or info.get("saved_at"))
+    if last.volumes_ml is not None:
+        info["volumes_ml"] = last.volumes_ml
+    elif "volumes_ml" in info:
+        del info["volumes_ml"]  # counted from the replayed labels
+    return info
+
+
 def _volumes(folder: Path, info: dict):
     if info.get("volumes_ml") is not None:
         return dict(info["volumes_ml"])
@@ -69,6 +88,7 @@ def _entry(folder: Path, info: dict | None, problem: str | None, *,
     """``read_labels`` False: only recorded volumes (the caller holds the folder's lock)."""
     if info is None:
         return SessionEntry(_kind(folder), folder, problem=problem or "unreadable")
+    info = _journalled(folder, info)
     try:
         volumes = _volumes(folder, info) if read_labels else info.get("volumes_ml")
     except SessionError as exc:
@@ -80,12 +100,15 @@ def _entry(folder: Path, info: dict | None, problem: str | None, *,
 
 def _read_entry(folder: Path) -> SessionEntry:
     try:
-        info = read_session_info(folder)
+        with _locked(folder, shared=True):  # session.json and the journal of one moment
+            info = read_session_info(folder)
+            if not (folder / LABELS_FILE).is_file() and \
+                    not (folder / PREVIOUS_LABELS_FILE).is_file():
+                return SessionEntry(_kind(folder), folder,
+                                    problem=f"{folder / LABELS_FILE} is missing")
+            return _entry(folder, info, None)
     except SessionError as exc:
         return SessionEntry(_kind(folder), folder, problem=str(exc))
-    if not (folder / LABELS_FILE).is_file() and not (folder / PREVIOUS_LABELS_FILE).is_file():
-        return SessionEntry(_kind(folder), folder, problem=f"{folder / LABELS_FILE} is missing")
-    return _entry(folder, info, None)
 
 
 def list_sessions(workspace=None) -> list[SessionEntry]:

@@ -23,6 +23,7 @@ import numpy as np
 
 from .errors import MaskFileError, SessionError, SessionFileError
 from .io._common import available_memory
+from .journal import JOURNAL_FILE, read_journal, replay
 from .labelmap import read_nifti_labels, read_nifti_labels_header
 from .persist_paths import LABELS_FILE, PREVIOUS_LABELS_FILE, STATE_FILE, study_key
 from .study import Study
@@ -141,6 +142,12 @@ def _check_info(info, path) -> dict:
     if volumes is not None and not (isinstance(volumes, dict) and all(
             isinstance(k, str) and _is_number(v) and v >= 0 for k, v in volumes.items())):
         raise _fail(path, f"volumes_ml {repr(volumes)[:60]} is not organ names and volumes")
+    journal = info.get("journal")
+    if journal is not None and not (
+            isinstance(journal, dict) and isinstance(journal.get("id"), str)
+            and 0 < len(journal["id"]) <= 64 and type(journal.get("seq")) is int
+            and journal["seq"] >= 0):
+        raise _fail(path, f"journal {repr(journal)[:60]} is not a journal id and record number")
     return info
 
 
@@ -202,7 +209,9 @@ def _check_same_series(info: dict, study: Study, folder) -> None:
 
 class LoadedSession(NamedTuple):
     """What :func:`open_session` read: the labels, the Session's state, the whole
-    session.json (``info["save_id"]`` is the ``base`` of the next save)."""
+    session.json (``info["save_id"]`` is the ``base`` of the next save). In an autosave
+    folder the journalled edits are applied: ``info["journal_records"]`` says how many,
+    ``info["saved_at"]`` and ``info["volumes_ml"]`` are then those of the last one."""
 
     labels: np.ndarray
     state: dict
@@ -210,7 +219,9 @@ class LoadedSession(NamedTuple):
 
 
 def open_session(folder, study: Study | None = None) -> LoadedSession:
-    """Read a session folder written by :func:`save_session`: labels, state and info.
+    """Read a session folder written by :func:`save_session`: labels, state and info;
+    in an autosave folder with the edits of its journal applied (a torn last record is
+    ignored; see :mod:`radipop_widgets.journal`).
 
     Parameters
     ----------
@@ -240,10 +251,18 @@ def open_session(folder, study: Study | None = None) -> LoadedSession:
                 "damaged or belongs to a machine with more memory.")
         labels_path = _committed_labels(folder, info)
         labels, affine = read_nifti_labels(labels_path, shape=shape)
+        journal = read_journal(folder / JOURNAL_FILE, shape) if "journal" in info else None
     if not np.allclose(affine, info["affine"], atol=_AFFINE_TOLERANCE_MM):
         raise MaskFileError(f"{labels_path} has another orientation or position than the "
                             "session recorded; it was replaced or resampled by another tool.")
-    return LoadedSession(labels, info["state"], info)
+    replayed = replay(labels, journal, info.get("journal"))
+    state = info["state"] if replayed.state is None else replayed.state
+    info = dict(info, journal_records=replayed.applied)
+    if replayed.last is not None:
+        info["saved_at"] = replayed.last.at or info.get("saved_at")
+        if replayed.last.volumes_ml is not None:
+            info["volumes_ml"] = replayed.last.volumes_ml
+    return LoadedSession(labels, state, info)
 
 
 def load_session(folder, study: Study | None = None) -> tuple[np.ndarray, dict]:

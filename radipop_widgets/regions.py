@@ -19,7 +19,9 @@ from .errors import SessionError
 from .segmentation.edit import MAX_POINTS, line_mask
 from .segmentation.intensity import (DEFAULT_RANGE, IntensityRange, RangeParams, band_thresholds,
                                      consistent_regions)
-from .segmentation.partition import DEFAULT_PARAMS, PartitionParams, partition
+from .segmentation.grow import GROW_REACH_MM
+from .segmentation.partition import (DEFAULT_PARAMS, PartitionParams, partition, smooth_slice,
+                                     smoothing_px)
 from .segmentation.thresholds import Thresholds, noise_sd
 
 #: candidate regions of this many (slice, thresholds) pairs are kept (least recently used out)
@@ -176,6 +178,28 @@ class CandidateRegions:
             self.regions(z)
             if progress is not None:
                 progress(i + 1, len(slices))
+
+    def smoothed(self, z: int, near: tuple[int, int] | None = None) -> np.ndarray:
+        """The smoothed slice ``z`` as the partition sees it; with ``near`` (row, col) only
+        within ``GROW_REACH_MM`` of that point (what a click reads: 0.1 ms instead of 4 ms
+        a click on 512 x 512), NaN elsewhere."""
+        hu = self.hu[z]
+        if near is None:
+            return smooth_slice(hu, pixel_mm=self.pixel_mm, noise_sd=self.noise_sd,
+                                params=self.params)
+        # the filter reaches 2.5 sigma: a margin of that keeps the box equal to the slice's
+        margin = int(np.ceil(2.5 * smoothing_px(self.pixel_mm, self.noise_sd, self.params))) + 1
+        reach = int(np.ceil(GROW_REACH_MM / self.pixel_mm))
+        (r, c), (rows, cols) = near, hu.shape
+        r0, r1 = max(r - reach - margin, 0), min(r + reach + margin + 1, rows)
+        c0, c1 = max(c - reach - margin, 0), min(c + reach + margin + 1, cols)
+        out = np.full(hu.shape, np.nan, np.float32)
+        box = smooth_slice(hu[r0:r1, c0:c1], pixel_mm=self.pixel_mm, noise_sd=self.noise_sd,
+                           params=self.params)
+        inner = (slice(max(r - reach, 0) - r0, min(r + reach + 1, rows) - r0),
+                 slice(max(c - reach, 0) - c0, min(c + reach + 1, cols) - c0))
+        out[r0:r1, c0:c1][inner] = box[inner]
+        return out
 
     @property
     def noise_sd(self) -> float:

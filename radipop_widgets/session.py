@@ -19,14 +19,15 @@ from .labels import label_name
 from .organ_tools import OrganTools
 from .regions import MAX_CUTS, CandidateRegions
 from .segmentation.edit import clean_points, line_mask
-from .segmentation.grow import GROW_REACH_MM, leftover_rim
+from .segmentation.grow import leftover_rim
 from .segmentation.intensity import (DEFAULT_RANGE, IntensityRange, RangeParams, band_thresholds,
                                      learn_range)
-from .segmentation.partition import DEFAULT_PARAMS, PartitionParams, smooth_slice, smoothing_px
+from .segmentation.partition import DEFAULT_PARAMS, PartitionParams
 from .segmentation.phase import Phase, estimate_phase
 from .segmentation.propagate import DEFAULT_EXTEND, ExtendParams, ExtendReport
 from .segmentation.rim import DEFAULT_RIM, RimParams, partial_volume_rim
 from .segmentation.thresholds import DEFAULT_THRESHOLDS, Thresholds, suggest_thresholds
+from .session_autosave import SessionAutosave
 from .session_files import SessionFiles
 from .study import Study
 from .validate import check_label, check_slice, check_thresholds
@@ -34,7 +35,7 @@ from .validate import check_label, check_slice, check_thresholds
 log = logging.getLogger(__name__)
 
 
-class Session(OrganTools, SessionFiles):
+class Session(OrganTools, SessionFiles, SessionAutosave):
     """Labels of one study and the edits that make them.
 
     Parameters
@@ -47,8 +48,9 @@ class Session(OrganTools, SessionFiles):
     workspace : path, optional
         Where :meth:`save` without a folder writes the session (and autosave its copy).
     autosave : bool
-        Save after every edit into the ``autosave`` sub-folder of the default session
-        folder (never over the session the user saved).
+        Keep every edit in the ``autosave`` sub-folder of the default session folder
+        (never over the session the user saved): a snapshot at the first edit, then an
+        edit journal with snapshots when the edits pause (:mod:`.session_autosave`).
     history_depth : int
         Undo steps kept (at least 100).
     rim_params : RimParams or None
@@ -88,6 +90,7 @@ class Session(OrganTools, SessionFiles):
                                            pixel_mm=self.pixel_mm, params=partition_params,
                                            range_params=range_params)
         self._selection: tuple[int, int, Thresholds] | None = None
+        self._selected: np.ndarray | None = None    # the selection's mask, once computed
         self.click_range: IntensityRange | None = None
         self._history = History(max(100, int(history_depth)))
         self._listeners: list[Callable] = []
@@ -152,26 +155,8 @@ class Session(OrganTools, SessionFiles):
         self.candidates.compute(zs, progress)
 
     def _smooth(self, z: int, near: tuple[int, int] | None = None) -> np.ndarray:
-        """The smoothed slice ``z`` as the partition sees it; with ``near`` (row, col) only
-        within ``GROW_REACH_MM`` of that point (what a click reads: 0.1 ms instead of 4 ms
-        a click on 512 x 512), NaN elsewhere."""
-        hu, params = self.study.hu[z], self.candidates.params
-        if near is None:
-            return smooth_slice(hu, pixel_mm=self.pixel_mm, noise_sd=self.noise_sd,
-                                params=params)
-        # the filter reaches 2.5 sigma: a margin of that keeps the box equal to the slice's
-        margin = int(np.ceil(2.5 * smoothing_px(self.pixel_mm, self.noise_sd, params))) + 1
-        reach = int(np.ceil(GROW_REACH_MM / self.pixel_mm))
-        (r, c), (rows, cols) = near, hu.shape
-        r0, r1 = max(r - reach - margin, 0), min(r + reach + margin + 1, rows)
-        c0, c1 = max(c - reach - margin, 0), min(c + reach + margin + 1, cols)
-        out = np.full(hu.shape, np.nan, np.float32)
-        box = smooth_slice(hu[r0:r1, c0:c1], pixel_mm=self.pixel_mm, noise_sd=self.noise_sd,
-                           params=params)
-        inner = (slice(max(r - reach, 0) - r0, min(r + reach + 1, rows) - r0),
-                 slice(max(c - reach, 0) - c0, min(c + reach + 1, cols) - c0))
-        out[r0:r1, c0:c1][inner] = box[inner]
-        return out
+        """The smoothed slice ``z`` (:meth:`CandidateRegions.smoothed`)."""
+        return self.candidates.smoothed(z, near)
 
     def _point(self, z: int, row, col, nothing: str) -> tuple[int, int] | None:
         """(row, col) as ints inside the image, or None with the reason in last_message."""
@@ -204,7 +189,7 @@ class Session(OrganTools, SessionFiles):
         whose thresholds were set by hand, with those thresholds.
         """
         z = self._z(z)
-        self._selection = self.click_range = None
+        self._selection = self.click_range = self._selected = None
         point = self._point(z, row, col, "nothing selected")
         if point is not None:
             r, c = point
@@ -227,15 +212,19 @@ class Session(OrganTools, SessionFiles):
         return 0 if self._selection is None else self._selection[1]
 
     def selected_mask(self, z) -> np.ndarray | None:
-        """Mask of the selected region if it belongs to slice ``z``, else None."""
+        """Mask of the selected region (read-only, computed once per selection) if it
+        belongs to slice ``z``, else None."""
         z = self._z(z)
         if self._selection is None or self._selection[0] != z:
             return None
-        _, region, t = self._selection
-        return self.candidates.regions(z, t) == region
+        if self._selected is None:
+            _, region, t = self._selection
+            self._selected = self.candidates.regions(z, t) == region
+            self._selected.setflags(write=False)
+        return self._selected
 
     def clear_selection(self) -> None:
-        self._selection = None
+        self._selection = self._selected = None
 
     # ----------------------------------------------------------------- edits
     def assign(self, z, label) -> int:
@@ -385,7 +374,7 @@ class Session(OrganTools, SessionFiles):
 
     def _forget_selection(self, slices) -> None:
         if self._selection is not None and self._selection[0] in slices:
-            self._selection = None
+            self._selection = self._selected = None
 
     def undo(self) -> bool:
         """Undo the last edit; False when there is nothing to undo."""
@@ -433,12 +422,7 @@ class Session(OrganTools, SessionFiles):
                 log.exception("session listener %r failed on %s", callback, event.source)
 
     def _after_edit(self, source: str, step: Step) -> None:
-        if self.autosave:
-            try:
-                self._save_to(self.autosave_folder(), replace=False)
-            except Exception as exc:  # keep editing; say why the autosave failed
-                log.exception("autosave failed")
-                self.last_message = f"{self.last_message} (autosave failed: {exc})"
+        self._edited(source, step)  # volumes, autosave journal (SessionAutosave)
         self._notify(SessionEvent(step.changes, step.slices, source))
 
     # ----------------------------------------------------------------- state, save, export
