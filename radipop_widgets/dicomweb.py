@@ -396,7 +396,15 @@ class DicomWeb:
 
 class _Session(requests.Session):
     """requests' session, sending QIDO's ``*`` wildcard as it is: ``*`` may stand in a
-    query unencoded (RFC 3986), and Orthanc 1.10 takes the encoded ``%2A`` literally."""
+    query unencoded (RFC 3986), and Orthanc 1.10 takes the encoded ``%2A`` literally. A
+    CA bundle given here wins over ``$REQUESTS_CA_BUNDLE`` (requests lets the environment
+    override a session's ``verify``)."""
+
+    def merge_environment_settings(self, url, proxies, stream, verify, cert):
+        settings = super().merge_environment_settings(url, proxies, stream, verify, cert)
+        if isinstance(self.verify, str):
+            settings["verify"] = self.verify
+        return settings
 
     def send(self, request, **kwargs):
         head, sep, query = request.url.partition("?")

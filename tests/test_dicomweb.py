@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import shutil
 import socket
+import ssl
+import subprocess
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import highdicom as hd
@@ -354,6 +358,51 @@ def test_https_certificates_are_checked(login, tmp_path):
     shutil.copy(requests.certs.where(), tmp_path / "ca.pem")
     assert DicomWeb("https://127.0.0.1:1/dicom-web", ca_bundle=tmp_path / "ca.pem",
                     cache=tmp_path).http.verify == str(tmp_path / "ca.pem")
+
+
+@pytest.fixture
+def https_server(tmp_path):
+    """A small HTTPS server with a self-signed certificate for 127.0.0.1 that answers every
+    GET with an empty QIDO result (Debian's Orthanc 1.10.1 crashes on its first HTTPS
+    connection, so TLS is checked against this one)."""
+    if not shutil.which("openssl"):
+        pytest.skip("openssl not found: it makes the test certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+
+    class Empty(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "application/dicom+json")
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"[]")
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Empty)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"https://127.0.0.1:{server.server_address[1]}/dicom-web", cert
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def test_https_certificates_are_verified(login, https_server, tmp_path):
+    url, cert = https_server
+    with pytest.raises(PacsUnreachableError, match=r"HTTPS certificate could not be "
+                                                   r"verified\. Pass ca_bundle="):
+        DicomWeb(url, cache=tmp_path, retries=0).studies()
+    assert DicomWeb(url, ca_bundle=cert, cache=tmp_path).studies() == []
 
 
 def test_the_package_exports_the_client():
