@@ -192,3 +192,14 @@ def test_zoom_in_a_reformat_zooms_that_view(app):
     app.ortho_mouse_move("coronal", x, y)
     app.key("+")
     assert app.ortho.coronal.zoom.zoom == 1.5 and app.viewer.zoom.zoom == 1.0
+
+
+def test_letters_and_scale_bar_keep_their_size_and_follow_the_zoom(app):
+    html = app.viewer.annotation.html.value
+    # 128 columns of 3 mm = 384 mm across: a 50 mm bar, 50 / 3 / 128 of the box
+    assert "data-mm='50'" in html and "width:13.02%" in html
+    assert all(f">{letter}</span>" in html for letter in "RLAP")
+    for _ in range(4):
+        app.zoom(1)                                   # 4x: 96 mm across, a 20 mm bar
+    html = app.viewer.annotation.html.value
+    assert "data-mm='20'" in html and f"width:{100 * 20 / 3 / 32:.2f}%" in html

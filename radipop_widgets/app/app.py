@@ -24,6 +24,7 @@ from ..events import Change, SessionEvent
 from ..io.phantom import phantom_study_path
 from ..reformat import view_letters
 from ..session import Session
+from .annotate import CSS as ANNOTATION_CSS
 from .context import Context
 from .extend import ExtendPanel
 from .fill import FillPanel
@@ -123,8 +124,9 @@ class App:
     # ----------------------------------------------------------------- layout
     def _layout(self) -> None:
         w = widgets
-        image = w.Box([self.viewer.canvas], layout=w.Layout(
+        image = w.Box([self.viewer.canvas, self.viewer.annotation.html], layout=w.Layout(
             border="1px solid #444", width="fit-content", overflow="hidden"))
+        image.add_class("radipop-viewport")
         left = w.VBox([image, self.viewer.zoom.style, self.viewer.strip, self.navigation.row,
                        self.readout.widget], layout=w.Layout(flex="0 0 auto"))
         segment = w.VBox([*self.segment.tool_rows, *self.fill.rows, *self.segment.label_rows,
@@ -167,7 +169,8 @@ class App:
         self.ortho.shown.observe(cb("Showing the views")(lambda _: self._views_shown()), "value")
 
     def _update_css(self) -> None:
-        self.style.value = self.viewer.css(self.ortho.css_views()) + self.key_map.helper_html()
+        self.style.value = (self.viewer.css(self.ortho.css_views())
+                            + f"<style>{ANNOTATION_CSS}</style>" + self.key_map.helper_html())
 
     def _views_shown(self) -> None:
         self._update_css()

@@ -47,8 +47,9 @@ class OrthoView:
         self._overlay_key = None
         self._pngs: dict[int, bytes] = {}
         self.ct_sends = self.overlay_sends = 0
-        box = widgets.Box([self.canvas], layout=widgets.Layout(
+        box = widgets.Box([self.canvas, self.annotation.html], layout=widgets.Layout(
             overflow="hidden", width="fit-content", border="1px solid #444"))
+        box.add_class("radipop-viewport")
         self.widget = widgets.VBox([widgets.HBox([self.title, self.outline],
                                                  layout=widgets.Layout(align_items="center")),
                                     box, self.zoom.style])
