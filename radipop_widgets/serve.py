@@ -312,6 +312,10 @@ def voila_arguments(port: int, token: str | None, notebook: Path = NOTEBOOK) -> 
     ]
 
 
+#: Front-end extensions of JupyterLab that a Voila page cannot load.
+LAB_ONLY_EXTENSIONS = ("@jupyterhub/jupyter-server-proxy",)
+
+
 def voila_config(cull_after: int = CULL_AFTER, max_kernels: int = MAX_KERNELS,
                  token: str | None = None):
     """Safe settings that the command line cannot express cleanly."""
@@ -319,6 +323,9 @@ def voila_config(cull_after: int = CULL_AFTER, max_kernels: int = MAX_KERNELS,
     config = Config()
     # Serve no static files from the working directory: images of patients may be there.
     config.VoilaConfiguration.file_allowlist = []
+    # JupyterLab's front-end extensions installed beside Voila (jupyter-server-proxy for the
+    # lab server) fail to load in a Voila page and only slow it down.
+    config.VoilaConfiguration.extension_denylist = list(LAB_ONLY_EXTENSIONS)
     # Client frames are checked before they are read; nothing a browser sends is large.
     config.Voila.kernel_websocket_connection_class = classes["connection"]
     config.Voila.tornado_settings = {"websocket_max_message_size":

@@ -186,3 +186,14 @@ def test_log_records_are_redacted(caplog):
         assert "token=[redacted]" in text and "ValueError" in text
     finally:
         logging.setLogRecordFactory(previous)
+
+
+def test_lab_only_front_end_extensions_are_kept_out_of_the_page():
+    """jupyter-server-proxy (installed for the lab server) threw in every Voila page."""
+    from voila.configuration import VoilaConfiguration
+    from voila.utils import filter_extension
+
+    config = VoilaConfiguration(config=serve.voila_config())
+    installed = [{"name": "@jupyterhub/jupyter-server-proxy"}, {"name": "ipycanvas"}]
+    kept = filter_extension(installed, extension_denylist=config.extension_denylist)
+    assert [e["name"] for e in kept] == ["ipycanvas"]
