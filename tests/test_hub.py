@@ -356,3 +356,23 @@ def test_stopping_the_hub_stops_every_process(hub, dashboards):
     assert len(hub.processes()) >= 8  # hub, proxy, culler, 2 x (proxy, Voilà, kernel)
     left = hub.stop()
     assert left == [], "processes left after the hub stopped:\n" + "\n".join(left)
+
+
+def test_the_idle_culler_stops_a_server_nobody_uses():
+    reason = requirements()
+    if reason:
+        pytest.skip(reason)
+    name = NAMES[0][:-1] + "c"
+    lab = LabHub([name], cull_idle=8)
+    try:
+        lab.start()
+        session = lab.login(name)
+        assert lab.open_dashboard(session, name).status_code == 200, lab.tail()
+        assert lab.processes(name)
+        started = time.monotonic()
+        while lab.processes(name) and time.monotonic() - started < 45:
+            time.sleep(0.5)
+        assert not lab.processes(name), "the idle server was not culled:\n" + lab.tail()
+        assert re.search(rf"Culling server {name} \(inactive for", lab.log.read_text())
+    finally:
+        assert lab.stop() == []
