@@ -134,7 +134,8 @@ def volumes_ml(labels: np.ndarray, spacing) -> dict[str, float]:
             for v in (o.value for o in MEASURED)}
 
 
-def organ_measurements(labels: np.ndarray, hu: np.ndarray | None, spacing) -> dict[str, dict]:
+def organ_measurements(labels: np.ndarray, hu: np.ndarray | None, spacing,
+                       first_slice: int = 0) -> dict[str, dict]:
     """Statistics of every label present, for review and the exports.
 
     Parameters
@@ -143,6 +144,10 @@ def organ_measurements(labels: np.ndarray, hu: np.ndarray | None, spacing) -> di
     hu : ndarray (slices, rows, columns) in HU, or None to skip the HU statistics
     spacing : (slice, row, column) mm; the slices lie along the slice normal (for an
         axial study the craniocaudal axis)
+    first_slice : int
+        The study slice index of ``labels[0]``: to measure a slab of slices that holds all
+        the labels of a study (``labels[a:b]``, ``hu[a:b]``, ``first_slice=a``); every slice
+        index of the result is then the study's.
 
     Returns
     -------
@@ -189,6 +194,7 @@ def organ_measurements(labels: np.ndarray, hu: np.ndarray | None, spacing) -> di
     labels = _check(labels, spacing)
     if hu is not None and np.shape(hu) != labels.shape:
         raise ValueError(f"hu has shape {np.shape(hu)}, labels {labels.shape}")
+    first_slice = int(first_slice)
     counts, hist, sums, sumsq = _per_slice_stats(labels, hu)
     slice_mm, row_mm, col_mm = (float(s) for s in spacing)
     pixel_mm2 = row_mm * col_mm
@@ -202,14 +208,14 @@ def organ_measurements(labels: np.ndarray, hu: np.ndarray | None, spacing) -> di
         mean = sd = median = None
         if hu is not None:
             mean, sd, median = _hu_stats(labels, hu, value, n, hist, sums, sumsq, first, last)
-        length, missing = craniocaudal(slices, slice_mm)
-        diameter, across, at = axial_diameters(labels[first:last + 1] == value, first,
-                                               row_mm, col_mm)
+        length, missing = craniocaudal(slices + first_slice, slice_mm)
+        diameter, across, at = axial_diameters(labels[first:last + 1] == value,
+                                               first + first_slice, row_mm, col_mm)
         out[label_name(value)] = {
             "label": int(value),
             "voxels": n,
             "volume_ml": n * voxel_ml,
-            "slices": (first, last),
+            "slices": (first + first_slice, last + first_slice),
             "mean_hu": mean,
             "sd_hu": sd,
             "median_hu": median,
@@ -220,7 +226,8 @@ def organ_measurements(labels: np.ndarray, hu: np.ndarray | None, spacing) -> di
             "diameter_slice": at,
             "splenic_index_cm3": (length * diameter * across / 1000.0
                                   if value == SPLEEN else None),
-            "area_mm2": [(int(z), float(counts[z, value] * pixel_mm2)) for z in slices],
+            "area_mm2": [(int(z) + first_slice, float(counts[z, value] * pixel_mm2))
+                         for z in slices],
         }
     return out
 

@@ -165,3 +165,34 @@ def test_area_plot_marks_missing_slices_steps_and_the_slice_shown():
     reds = [(column[z][:, :3] == (230, 30, 30)).all(axis=1).sum() for z in (0, 1, 3)]
     assert reds[0] < reds[2] < reds[1] + 3                          # heights follow areas
     assert [slice_at(x, 5, 50) for x in (0, 9.9, 10, 49, 60, -3)] == [0, 0, 1, 4, 4, 0]
+
+
+@pytest.mark.parametrize("background", [False, True])
+def test_measures_only_the_slices_that_may_hold_labels_and_equals_the_api(phantom, tmp_path,
+                                                                        background):
+    _, reference = phantom
+    app = make_app(phantom, tmp_path, background=background)
+    app.wait()
+    app.tabs.selected_index = STATS
+
+    def check():
+        app.statistics.flush()
+        deadline = time.monotonic() + 10
+        while app.statistics.stale and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert app.statistics.measurements == app.session.measurements()
+
+    check()
+    assert app.statistics.measurements == {}
+    for z, label in [(6, LIVER), (0, SPLEEN), (11, LIVER), (5, SPLEEN)]:
+        paint(app, z, reference[z] == label, label)
+        check()
+    app.undo()
+    app.undo()
+    check()
+    assert app.statistics.measurements["liver"]["slices"] == (6, 6)
+    app.session.set_labels(reference)                  # every slice
+    check()
+    app.session.set_labels(np.zeros_like(reference))
+    check()
+    assert app.statistics.measurements == {}

@@ -211,3 +211,16 @@ def test_every_organ_has_every_key_and_the_ratio_needs_both_organs():
     assert liver_spleen_ratio(out) == pytest.approx(18 / 4)
     assert liver_spleen_ratio({k: v for k, v in out.items() if k != "spleen"}) is None
     assert liver_spleen_ratio({}) is None
+
+
+def test_a_slab_measures_like_the_whole_volume():
+    shape = (37, 30, 28)
+    labels = blob_labels(shape, seed=6)
+    labels[labels == 3] = 0
+    labels[:3] = labels[-3:] = 0
+    hu = np.random.default_rng(7).normal(60, 25, shape).astype(np.int16)
+    whole = organ_measurements(labels, hu, (2.5, 0.8, 0.6))
+    used = np.flatnonzero(labels.any(axis=(1, 2)))
+    a, b = int(used[0]), int(used[-1]) + 1
+    assert a > 0 or b < shape[0]
+    assert organ_measurements(labels[a:b], hu[a:b], (2.5, 0.8, 0.6), first_slice=a) == whole

@@ -251,7 +251,7 @@ class App:
             self.fill.refresh()
             self.navigation.update_present(slices)
             self.navigation.render_strip()
-            self.statistics.update()
+            self.statistics.update(slices)
         if event.labels_changed or event.regions_changed:
             self.header.update()
 

@@ -7,8 +7,10 @@ when the labels changed since the last time and the tab is shown: a labels chang
 the panel stale (nothing else on the click path); the tab being shown, or a change while
 it is shown, measures again. In the served app (background jobs) that happens on a timer
 thread at most every :data:`DELAY` seconds, on a copy of the labels taken under the jobs'
-lock, so that the measuring (about half a second on 512 x 512 x 300) never holds up a
-click; without background jobs (tests, scripts) it happens at once.
+lock, so that the measuring never holds up a click; without background jobs (tests,
+scripts) it happens at once. Only the slices that may hold a label are copied and measured:
+those of the organs last measured and those changed since (the App passes the changed
+slices to :meth:`StatisticsPanel.update`).
 """
 
 from __future__ import annotations
@@ -35,6 +37,31 @@ _BACKGROUND = (250, 250, 250, 255)
 _MISSING = (255, 170, 60, 255)   # orange: a slice inside the organ's span without it
 _STEP = (200, 0, 0, 255)         # red: the top of a bar after a step
 _CURSOR = (40, 40, 40, 255)
+_NONE = (1 << 40, -1)            # an empty slice range
+
+
+def _union(a, b):
+    """The slice range holding the ranges ``a`` and ``b`` (None: every slice)."""
+    if a is None or b is None:
+        return None
+    return min(a[0], b[0]), max(a[1], b[1])
+
+
+def _grow(span, slices):
+    """The slice range ``span`` grown to hold ``slices`` (None: every slice).
+
+    >>> _grow((4, 6), [9, 2]), _grow((4, 6), []), _grow(_NONE, [3]), _grow((4, 6), None)
+    ((2, 9), (4, 6), (3, 3), None)
+    """
+    if slices is None:
+        return None
+    slices = list(slices)
+    return _union(span, (min(slices), max(slices))) if slices else span
+
+
+def _labelled(measurements: dict):
+    """The slice range holding the organs of ``measurements``."""
+    return _grow(_NONE, [z for m in measurements.values() for z in m["slices"]])
 
 
 def _fmt(value, digits=1, unit="") -> str:
@@ -110,6 +137,8 @@ class StatisticsPanel:
         self._version = 0                         # labels changes seen
         self._measured = -1                       # the version the table shows
         self._timer: threading.Timer | None = None
+        self._may_hold = None                     # slices that may hold labels (None: all)
+        self._changed = _NONE                     # slices changed since the last copy
         self.table = widgets.HTML()
         self.note = widgets.HTML()
         self.captions = {o.value: widgets.HTML() for o in MEASURED}
@@ -148,14 +177,18 @@ class StatisticsPanel:
         self._cancel()
         self.measurements = None
         self._version += 1
+        self._may_hold = None
         self.table.value = ""
         self.note.value = "<small><i>measuring&hellip;</i></small>"
         if self.visible:
             self._request(0.0)
 
-    def update(self) -> None:
-        """The labels changed: measure again when shown (see the module's description)."""
+    def update(self, slices=None) -> None:
+        """The labels of ``slices`` (None: of any slice) changed: measure again when shown
+        (see the module's description)."""
         self._version += 1
+        self._may_hold = _grow(self._may_hold, slices)
+        self._changed = _grow(self._changed, slices)
         if self.visible:
             self._request(DELAY)
 
@@ -182,8 +215,8 @@ class StatisticsPanel:
         if s is None:
             return
         version = self._version
-        self._show(s, measure.organ_measurements(s.labels, s.study.hu, s.study.spacing),
-                   version)
+        self._changed = _NONE
+        self._show(s, self._measure(s, s.labels), version)
 
     def flush(self) -> None:
         """Do the scheduled measuring now (if one is scheduled)."""
@@ -209,10 +242,12 @@ class StatisticsPanel:
         with self.ctx.jobs.lock:
             timer, self._timer = self._timer, None
             s = self.ctx.session
-            if timer is None or s is None or not self.stale:
+            if timer is None or s is None or not self.stale or not self.visible:
                 return
-            version, labels = self._version, s.labels.copy()
-        result = measure.organ_measurements(labels, s.study.hu, s.study.spacing)
+            version, self._changed = self._version, _NONE
+            lo, hi = self._span(s)
+            labels = s.labels[lo:hi + 1].copy()
+        result = self._measure(s, labels, lo)
         with self.ctx.jobs.lock:
             if s is not self.ctx.session or self._timer is not None:
                 return
@@ -220,9 +255,24 @@ class StatisticsPanel:
             if self.stale and self.visible:
                 self._request(DELAY)
 
+    def _span(self, session) -> tuple[int, int]:
+        """The slices to measure: those that may hold a label (all when unknown)."""
+        return self._may_hold or (0, session.study.n_slices - 1)
+
+    def _measure(self, session, labels, lo=None) -> dict:
+        """Measure ``labels``: the study's (``lo`` None) or a copy of its slices lo.. ."""
+        if lo is None:
+            lo, hi = self._span(session)
+            labels = labels[lo:hi + 1]
+        if labels.shape[0] == 0:
+            return {}
+        hu = session.study.hu[lo:lo + labels.shape[0]]
+        return measure.organ_measurements(labels, hu, session.study.spacing, first_slice=lo)
+
     # ------------------------------------------------------------ showing
     def _show(self, session, measurements: dict, version: int) -> None:
         self.measurements = measurements
+        self._may_hold = _union(_labelled(measurements), self._changed)
         self._measured = version
         self.runs += 1
         self.table.value = statistics_table(measurements, session.study.spacing)
