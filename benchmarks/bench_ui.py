@@ -12,11 +12,16 @@ whose canvas pixels differ:
 - during "extend to the organ's end" (which runs in the background): a slice key pressed
   right after the click -> the new slice number shown, against the extend's own duration
   (click -> report): the page must answer before the extend ends.
+
+    python benchmarks/bench_ui.py --kernel [--repeats 30] [--slices 300]
+
+measures the App's handlers in the kernel instead (no browser; :func:`kernel_main`).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -27,7 +32,8 @@ import numpy as np
 from scipy import ndimage
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "browser")]
+# RADIPOP_ENGINE_ROOT: the package of another checkout (e.g. a worktree of an older commit)
+sys.path[:0] = [os.environ.get("RADIPOP_ENGINE_ROOT", str(ROOT)), str(ROOT / "tests" / "browser")]
 
 import harness  # noqa: E402
 
@@ -78,11 +84,118 @@ def summary(name, values, goal_ms):
           f"n={len(done)}/{len(values)}{goal}")
 
 
+# ------------------------------------------------------------ kernel-side (--kernel)
+KERNEL_GOAL_MS = 15.0   # issue 10: a click + label through the App's handlers
+
+
+def kernel_cases(slices):
+    """(name, study, reference labels): the real Siemens series when the shared data is
+    there, and the phantom tiled to ``slices`` x 512 x 512."""
+    from radipop_widgets.io import load_study
+    from radipop_widgets.io.phantom import make_phantom
+    from radipop_widgets.study import Study
+
+    cases = []
+    shared = Path(os.environ.get("RADIPOP_SHARED_DATA", ROOT.parent / "shared" / "data"))
+    siemens = shared / "ct-siemens-20slices"
+    if siemens.is_dir():
+        cases.append(("Siemens 20 x 512 x 512", load_study(siemens / "dicom"),
+                      np.load(siemens / "reference_labels.npz")["labels"]))
+    else:
+        print(f"(no Siemens series at {siemens}: synthetic study only)")
+    hu60, ref60 = make_phantom()
+    reps = -(-slices // hu60.shape[0])
+    study = Study(hu=np.concatenate([hu60] * reps)[:slices], spacing=(2.5, 0.8, 0.8),
+                  affine=np.diag([2.5, 0.8, 0.8, 1.0]), series_uid="1.2.826.0.1.3680043.99")
+    cases.append((f"synthetic {slices} x 512 x 512", study,
+                  np.concatenate([ref60] * reps)[:slices]))
+    return cases
+
+
+def kernel_run(study, reference, autosave, axial_only, repeats):
+    """Median ms of the App's handlers on one study: click (mouse down + up, tool Select),
+    Liver / Spleen button (alternating, so every press changes the labels), both, and a
+    slice step; plus the first edit (it claims the autosave folder with a snapshot) and
+    the snapshot the worker writes when the edits pause. ``axial_only`` hides the coronal
+    and sagittal views (where the App has them)."""
+    from radipop_widgets.app import App
+
+    with tempfile.TemporaryDirectory() as tmp:
+        app = App(study=study, workspace=tmp, background=False)
+        app.session.autosave = autosave
+        if axial_only and hasattr(app, "ortho"):
+            app.ortho.shown.value = False
+        zs = np.flatnonzero((reference == 1).reshape(len(reference), -1).any(axis=1))
+        app.set_slice(int(zs[len(zs) // 2]))
+        regions = app.session.regions(app.z)
+        ids, counts = np.unique(regions[reference[app.z] == 1], return_counts=True)
+        row, col = inner_point(regions == ids[np.argmax(np.where(ids > 0, counts, 0))])
+        x, y = col + 0.5, row + 0.5
+        rows = {"select": [], "assign": [], "click + label": [], "slice step": []}
+        first = None
+        for i in range(repeats + 2):
+            t0 = time.perf_counter()
+            app.mouse_down(x, y)
+            app.mouse_up(x, y)
+            t1 = time.perf_counter()
+            if not app.assign(1 if i % 2 == 0 else 2):
+                raise RuntimeError(f"the click labelled nothing: {app.messages.messages[:2]}")
+            t2 = time.perf_counter()
+            if i == 0:
+                first = t2 - t0
+            elif i >= 2:            # the first edit writes the snapshot; caches warm
+                rows["select"].append(t1 - t0)
+                rows["assign"].append(t2 - t1)
+                rows["click + label"].append(t2 - t0)
+        for i in range(repeats):
+            t0 = time.perf_counter()
+            app.step_slice(1 if i % 2 == 0 else -1)
+            rows["slice step"].append(time.perf_counter() - t0)
+        flush = getattr(app.session, "flush_autosave", None)
+        t0 = time.perf_counter()
+        snapshot = flush() if autosave and flush is not None else None
+        snapshot_s = time.perf_counter() - t0 if snapshot is not None else None
+    medians = {name: statistics.median(v) * 1000 for name, v in rows.items()}
+    return medians, first * 1000, None if snapshot_s is None else snapshot_s * 1000
+
+
+def kernel_main(repeats, slices):
+    """Print the kernel-side table (see the module docstring)."""
+    import radipop_widgets
+
+    print(f"App handlers in the kernel, median of {repeats} (ms); radipop_widgets from "
+          f"{Path(radipop_widgets.__file__).parent}")
+    from radipop_widgets.app import App
+
+    print(f"{'study':27s}{'views':>6s}{'autosave':>9s}{'select':>8s}{'assign':>8s}"
+          f"{'click+label':>13s}{'slice step':>12s}{'1st edit':>10s}{'snapshot':>10s}")
+    views = ("all", "axial") if hasattr(App, "ortho_click") else ("axial",)
+    for name, study, reference in kernel_cases(slices):
+        for shown, autosave in [(v, a) for v in views for a in (True, False)]:
+            m, first, snapshot = kernel_run(study, reference, autosave, shown == "axial",
+                                            repeats)
+            goal = "met" if m["click + label"] <= KERNEL_GOAL_MS else "MISSED"
+            shot = "-" if snapshot is None else f"{snapshot:.1f}"
+            print(f"{name:27s}{shown:>6s}{'on' if autosave else 'off':>9s}{m['select']:8.1f}"
+                  f"{m['assign']:8.1f}{m['click + label']:13.1f}{m['slice step']:12.1f}"
+                  f"{first:10.1f}{shot:>10s}   goal <= {KERNEL_GOAL_MS:g} ms: {goal}",
+                  flush=True)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="15 in the browser, 30 with --kernel")
     parser.add_argument("--opens", type=int, default=3)
+    parser.add_argument("--kernel", action="store_true",
+                        help="time the App's handlers in the kernel (no browser)")
+    parser.add_argument("--slices", type=int, default=300,
+                        help="slices of the synthetic study of --kernel")
     args = parser.parse_args(argv)
+    if args.kernel:
+        kernel_main(args.repeats or 30, args.slices)
+        return
+    args.repeats = args.repeats or 15
 
     from playwright.sync_api import sync_playwright
 

@@ -301,10 +301,14 @@ class JournalWriter:
             pass
 
     def close(self) -> None:
-        try:
-            os.close(self._fd)
-        except OSError:
-            pass
+        fd, self._fd = self._fd, -1
+        if fd >= 0:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    __del__ = close  # a dropped Session's journal leaves no descriptor open
 
 
 def _write_new(path: Path, data: bytes) -> int:

@@ -35,7 +35,7 @@ from .validate import check_label, check_slice, check_thresholds
 log = logging.getLogger(__name__)
 
 
-class Session(OrganTools, SessionFiles, SessionAutosave):
+class Session(OrganTools, SessionAutosave, SessionFiles):
     """Labels of one study and the edits that make them.
 
     Parameters
