@@ -77,7 +77,7 @@ def test_search_open_and_reopen_from_the_cache(logged_in, pacs, tmp_path):
     app.search_pacs()
     app.wait()
     (label,) = [text for text, _ in app.pacs.series_list.options]
-    assert f"— {GEOMETRY['shape'][0]} slices" in label and "cached" not in label
+    assert f"({GEOMETRY['shape'][0]} slices) · " in label and "cached" not in label
     assert "1 CT series in 1 studies" in app.pacs.found_text.value
     app.tabs.selected_index = TABS.index("PACS")
     app.pacs.open_button.click()
@@ -86,7 +86,7 @@ def test_search_open_and_reopen_from_the_cache(logged_in, pacs, tmp_path):
     assert app.session.study.series_uid == files.series_uid
     np.testing.assert_array_equal(app.session.study.hu, files.hu)
     assert app.tabs.selected_index == TABS.index("Segment")
-    assert "cached" in app.pacs.series_list.options[0][0]
+    assert f"({GEOMETRY['shape'][0]} slices, cached)" in app.pacs.series_list.options[0][0]
     seen = []
     app.pacs.server().http.hooks["response"].append(lambda r, *a, **k: seen.append(r.url))
     app.open_pacs(0)

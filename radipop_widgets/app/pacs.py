@@ -57,10 +57,10 @@ class PacsPanel:
                                         layout=widgets.Layout(width="98%"))
         self.patient_text = widgets.Text(description="Patient ID", style=wide,
                                          placeholder="any (wildcards * ?)",
-                                         layout=widgets.Layout(width="260px"))
+                                         layout=widgets.Layout(width="44%"))
         self.date_text = widgets.Text(description="Study date", style=wide,
-                                      placeholder="YYYYMMDD or YYYYMMDD-YYYYMMDD",
-                                      layout=widgets.Layout(width="340px"))
+                                      placeholder="YYYYMMDD[-YYYYMMDD]",
+                                      layout=widgets.Layout(width="54%"))
         self.search_button = button("Search", "Search the PACS for CT series", icon="search")
         self.series_list = widgets.Select(options=[], rows=8, layout=widgets.Layout(width="98%"))
         self.open_button = button("Open", "Download (or read from the cache) and open the "
@@ -71,8 +71,9 @@ class PacsPanel:
         self.sent_text = widgets.HTML()
         self.widget = widgets.VBox([
             self.server_text, widgets.HBox([self.patient_text, self.date_text]),
-            self.search_button, self.found_text, self.series_list, self.open_button,
-            heading("Results"), self.send_button, self.sent_text,
+            widgets.HBox([self.search_button]), self.found_text, self.series_list,
+            widgets.HBox([self.open_button]), heading("Results"),
+            widgets.HBox([self.send_button]), self.sent_text,
             widgets.HTML("<small style='color:#555'>Credentials come from the server's "
                          "environment (RADIPOP_DICOMWEB_USER / _PASSWORD) or its config file, "
                          "never from this page. Opened series are kept in the workspace's "
@@ -152,10 +153,11 @@ class PacsPanel:
 
     def _label(self, web, study, series) -> str:
         date = study.date and f"{study.date[:4]}-{study.date[4:6]}-{study.date[6:]}"
-        cached = " · cached" if web.is_cached(series.series_uid) else ""
+        cached = ", cached" if web.is_cached(series.series_uid) else ""
+        n = series.n_slices if series.n_slices is not None else "?"
         return (f"{date or 'no date'} · {study.patient_id or '(no ID)'} · "
-                f"{study.description or '(study)'} · {series.description or '(no description)'}"
-                f" — {series.n_slices if series.n_slices is not None else '?'} slices{cached}")
+                f"{series.description or '(no description)'} ({n} slices{cached}) · "
+                f"{study.description or '(no study description)'}")
 
     def open(self, index) -> Future:
         """Load the listed series at ``index`` (from the cache when it was opened before)
