@@ -28,7 +28,9 @@ Examples
 >>> cpu_set(1, "alice", [0, 1]), cpu_set(1, "bob", [0, 1]), cpu_set(4, "alice", [0, 1])
 ([1], [0], [0, 1])
 >>> Limits.from_env({"MEM_LIMIT": "2147483648", "CPU_LIMIT": "1.5"})
-Limits(memory_bytes=2147483648, cpus=1.5, nice=10)
+Limits(memory_bytes=2147483648, cpus=1.5, nice=10, cores=None)
+>>> Limits.from_env({"CPU_LIMIT": "1", "RADIPOP_CPUS": "1"}).cores
+(1,)
 >>> thread_env(1.5)["OMP_NUM_THREADS"]
 '2'
 """
@@ -78,18 +80,22 @@ class Limits:
         CPU cores the user's processes may run on (rounded up); None = all.
     nice : int
         Niceness added to the user's processes.
+    cores : tuple of int or None
+        The cores to run on, when the hub chose them (``RADIPOP_CPUS``, the least used
+        by the other users' servers); else they are chosen by :func:`cpu_set`.
     """
 
     memory_bytes: int | None
     cpus: float | None
     nice: int = NICE
+    cores: tuple[int, ...] | None = None
 
     @classmethod
     def from_env(cls, env=None) -> Limits:
         """Limits from ``MEM_LIMIT`` / ``CPU_LIMIT`` (set by JupyterHub) and ``RADIPOP_NICE``.
 
         >>> Limits.from_env({})
-        Limits(memory_bytes=None, cpus=None, nice=10)
+        Limits(memory_bytes=None, cpus=None, nice=10, cores=None)
         >>> Limits.from_env({"MEM_LIMIT": "lots"})
         Traceback (most recent call last):
         ...
@@ -105,7 +111,12 @@ set c.Spawner.mem_limit in the hub's config (e.g. '3G')
         if memory is not None and memory <= 0 or cpus is not None and cpus <= 0:
             raise UserServerError(f"MEM_LIMIT={memory} / CPU_LIMIT={cpus}: limits must be "
                                   "positive (unset them for no limit)")
-        return cls(memory or None, cpus or None, NICE if nice is None else nice)
+        try:
+            cores = tuple(int(c) for c in env.get("RADIPOP_CPUS", "").split(",") if c.strip())
+        except ValueError:
+            raise UserServerError(f"RADIPOP_CPUS={env['RADIPOP_CPUS']!r} is not a list of "
+                                  "CPU numbers: give e.g. '0,1' or leave it unset") from None
+        return cls(memory or None, cpus or None, NICE if nice is None else nice, cores or None)
 
 
 def _number(env, name, kind, what, fix):
@@ -143,7 +154,8 @@ def apply_limits(limits: Limits, key: str) -> dict[str, object]:
     if limits.memory_bytes is not None:
         resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    cpus = cpu_set(limits.cpus, key, os.sched_getaffinity(0))
+    available = os.sched_getaffinity(0)
+    cpus = sorted(set(limits.cores or ()) & available) or cpu_set(limits.cpus, key, available)
     os.sched_setaffinity(0, cpus)
     if limits.nice:
         os.nice(limits.nice)

@@ -27,6 +27,7 @@ RADIPOP_HUB_ACTIVITY_INTERVAL   seconds between the hub's reads of the proxy's a
 ==============================  ==========================================================
 """
 
+import math
 import os
 import pwd
 import sys
@@ -104,9 +105,22 @@ USERS_ROOT.mkdir(parents=True, exist_ok=True, mode=0o711)
 USERS_ROOT.chmod(0o711)  # users reach their own folder, list no one's
 
 
+CORES = {}  # user name -> the CPU cores their running server was given
+
+
+def least_used_cores(count):
+    """The ``count`` cores the fewest running users' servers were given."""
+    use = dict.fromkeys(sorted(os.sched_getaffinity(0)), 0)
+    for cores in CORES.values():
+        for core in cores:
+            use[core] = use.get(core, 0) + 1
+    return sorted(sorted(use, key=lambda core: (use[core], core))[:count])
+
+
 class RadipopSpawner(LocalProcessSpawner):
     """Local processes as the user's unix account (``unix``) or one shared account, with
-    the user's private folder made (owned by that account, mode 0700) before the start."""
+    the user's private folder made (owned by that account, mode 0700) before the start
+    and the least used CPU cores given to it (``RADIPOP_CPUS``)."""
 
     def unix_account(self):
         return self.user.name if ISOLATION == "unix" else RUN_AS
@@ -129,7 +143,15 @@ class RadipopSpawner(LocalProcessSpawner):
     def get_env(self):
         env = super().get_env()
         env["RADIPOP_USER_ROOT"] = str(self.user_folder())
+        if self.cpu_limit:
+            cores = least_used_cores(math.ceil(self.cpu_limit))
+            CORES[self.user.name] = cores
+            env["RADIPOP_CPUS"] = ",".join(map(str, cores))
         return env
+
+    async def stop(self, now=False):
+        CORES.pop(self.user.name, None)
+        return await super().stop(now=now)
 
     async def start(self):
         try:
