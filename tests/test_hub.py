@@ -379,3 +379,50 @@ def test_the_idle_culler_stops_a_server_nobody_uses():
         assert re.search(rf"Culling server {name} \(inactive for", lab.log.read_text())
     finally:
         assert lab.stop() == []
+
+
+# ---------------------------------------------------------------- the launcher, without a hub
+
+def test_the_memory_limit_stops_an_allocation_beyond_it():
+    """RLIMIT_AS as the launcher sets it: a 1 GiB allocation under a 768 MiB limit fails."""
+    script = ("from radipop_widgets.user_server import Limits, apply_limits\n"
+              "apply_limits(Limits(768 * 2**20, 1, 0), 'x')\n"
+              "try:\n    bytearray(2**30)\nexcept MemoryError:\n    print('refused')\n"
+              "import numpy; numpy.zeros(2**26)\nprint('small ok')\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          check=False, timeout=60)
+    assert done.stdout.split() == ["refused", "small", "ok"], done.stderr
+
+
+def test_user_folders_are_private_and_refuse_someone_elses(tmp_path):
+    from radipop_widgets.user_server import UserServerError, user_folders
+
+    root = tmp_path / "alice"
+    root.mkdir(mode=0o755)
+    folders = user_folders(root)
+    assert folders["RADIPOP_WORKSPACE"] == root / "workspace"
+    for path in [root, *folders.values()]:
+        assert path.stat().st_mode & 0o777 == 0o700, path
+    if os.geteuid() == 0:
+        os.chown(root, 65534, 65534)
+        with pytest.raises(UserServerError, match="belongs to uid 65534"):
+            user_folders(root)
+
+
+def test_the_launcher_says_it_is_started_by_the_hub(monkeypatch):
+    from radipop_widgets import user_server
+
+    monkeypatch.delenv("JUPYTERHUB_SERVICE_PREFIX", raising=False)
+    with pytest.raises(user_server.UserServerError, match="scripts/hub.sh"):
+        user_server.main([])
+
+
+def test_a_long_runtime_folder_gets_a_short_kernel_folder(tmp_path):
+    from radipop_widgets.user_server import SOCKET_PATH_MAX, kernel_folder
+
+    short = kernel_folder(tmp_path)
+    assert short == tmp_path or len(str(short)) < len(str(tmp_path))
+    deep = tmp_path / ("x" * 60)
+    chosen = kernel_folder(deep)
+    assert chosen != deep and len(str(chosen)) + 72 <= SOCKET_PATH_MAX
+    assert chosen.stat().st_mode & 0o777 == 0o700
