@@ -22,7 +22,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-from test_hub import LabHub, requirements  # noqa: E402
+from test_hub import LabHub, requirements
 
 MB = 1024 * 1024
 
