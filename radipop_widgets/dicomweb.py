@@ -281,17 +281,20 @@ class DicomWeb:
         """Load a CT series as a ``Study`` (WADO-RS), as ``load_study`` loads its files.
 
         A series downloaded before is read from the cache (no request) unless
-        ``refresh``. ``progress(done, total)``: the download, then the reading. Raises
+        ``refresh``. ``progress(done, total)``: the download, then the reading (only the
+        reading when cached). Raises
         ``NotCTError`` for another modality (before downloading), every ``StudyError`` of
         the file loader, ``PacsNotFoundError``, ``PacsAuthError``, ``PacsUnreachableError``.
         """
         folder = self.cache_folder(series_uid)
         if refresh:
             shutil.rmtree(folder, ignore_errors=True)
+        reading = progress
         if not self.is_cached(series_uid):
             self._download(series_uid, folder, progress)
+            reading = _second_half(progress)
         try:
-            return load_study(folder, progress=_second_half(progress))
+            return load_study(folder, progress=reading)
         except StudyError as exc:
             shutil.rmtree(folder, ignore_errors=True)   # broken: ask the PACS next time
             raise _rephrased(exc, folder, f"PACS series {series_uid} on {self.url}") from exc

@@ -244,9 +244,10 @@ def test_truncated_files_never_reach_the_pacs(pacs, tmp_path):
 def test_reopening_reads_the_cache(web, pacs, tmp_path):
     uid, _ = pacs.files["plain"]
     first = web.load(uid)
-    seen = _requests(web)
-    again = web.load(uid)
+    seen, calls = _requests(web), []
+    again = web.load(uid, progress=lambda done, total: calls.append((done, total)))
     assert seen == [] and web.is_cached(uid)
+    assert calls[0] == (0, first.n_slices) and calls[-1] == (first.n_slices, first.n_slices)
     np.testing.assert_array_equal(again.hu, first.hu)
     other = DicomWeb(pacs.url, cache=tmp_path / "cache")    # another process, same cache
     assert _requests(other) == [] and other.load(uid).series_uid == uid
