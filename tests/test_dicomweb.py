@@ -35,11 +35,13 @@ from radipop_widgets.errors import (
     InconsistentSlicesError,
     MissingSliceError,
     NotCTError,
+    NotHUError,
     PacsAuthError,
     PacsConfigError,
     PacsNotFoundError,
     PacsUnreachableError,
     SeriesNotFoundError,
+    SpacingError,
     StudyTooLargeError,
 )
 from radipop_widgets.export import export_dicom_seg
@@ -84,6 +86,12 @@ def _broken_series(root: Path) -> dict[str, tuple[str, list]]:
         ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.4.100"
         ds.save_as(p)
     series("mr", n=3, modality="MR", description="T2")
+    series("spacing_zero", n=3, pixel_mm=(0.0, 0.0))
+    uid, paths = series("no_rescale", n=3)
+    for p in paths:
+        ds = pydicom.dcmread(p)
+        del ds.RescaleSlope, ds.RescaleIntercept, ds.RescaleType
+        ds.save_as(p)
     series("large", n=4)
     return cases
 
@@ -204,6 +212,8 @@ def test_load_real_ge_slices_from_the_pacs(pacs, web):
     ("corrupt_jpeg_ls", DecodeError, r"(?s)JPEG-LS Lossless .* cannot be decoded"),
     ("mpeg2", DecodeError, r"MPEG2 .*which pydicom cannot decode"),
     ("mr", NotCTError, r"is MR, not CT; only CT in Hounsfield units.*Choose a CT series"),
+    ("spacing_zero", SpacingError, r"PixelSpacing .*0.*positive"),
+    ("no_rescale", NotHUError, r"has no RescaleSlope/RescaleIntercept"),
 ])
 def test_every_study_error_holds_for_a_pacs_series(web, pacs, name, error, message):
     uid, _ = pacs.broken[name]
