@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from .labels import MEASURED, SPLEEN, label_name
-from .measure_shape import axial_diameters, craniocaudal
+from .measure_shape import axial_diameters, craniocaudal, thickness
 
 _SLAB = 16  # slices per pass: bounds the int64 temporaries to ~16 slices
 # HU histogram range of the median: values outside are clipped into the edge bins, which
@@ -26,7 +26,7 @@ _BINS = _HIST_HI - _HIST_LO + 1
 #: The keys of every organ's dict, in the order of the exports' columns (area_mm2 last).
 KEYS = ("label", "voxels", "volume_ml", "slices", "mean_hu", "sd_hu", "median_hu",
         "length_cc_mm", "missing_slices", "diameter_max_mm", "diameter_perp_mm",
-        "diameter_slice", "splenic_index_cm3", "area_mm2")
+        "diameter_slice", "thickness_mm", "splenic_index_cm3", "area_mm2")
 
 
 def _per_slice_stats(labels: np.ndarray, hu: np.ndarray | None):
@@ -165,13 +165,17 @@ def organ_measurements(labels: np.ndarray, hu: np.ndarray | None, spacing,
     - ``diameter_max_mm``: the largest axial (in-plane) maximal Feret diameter over all
       slices, ``diameter_slice`` the slice it is on, ``diameter_perp_mm`` the caliper
       width of that slice perpendicular to it (see :mod:`radipop_widgets.measure_shape`);
+    - ``thickness_mm``: on the slice of the largest diameter, the diameter of the largest
+      circle inside the organ (the distance between its inner and outer border where it
+      is thickest);
     - ``splenic_index_cm3`` (spleen only, None for every other label): length x width x
-      thickness in cm, i.e. ``length_cc_mm`` x ``diameter_max_mm`` x
-      ``diameter_perp_mm`` / 1000. The splenic index of Strijk et al. (Radiology
-      1985;154:753-757), normal about 120-480 cm^3; Prassopoulos et al. (Eur Radiol
-      1997;7:246-248) estimate the splenic volume as 30 + 0.58 x index mL. Measured here
-      automatically: the width as the largest axial diameter and the thickness
-      perpendicular to it on that slice (by hand the thickness is taken at the hilum).
+      thickness in cm, i.e. ``length_cc_mm`` x ``diameter_max_mm`` x ``thickness_mm`` /
+      1000. The splenic index of Strijk et al. (Radiology 1985;154:753-757), normal about
+      120-480 cm^3; Prassopoulos et al. (Eur Radiol 1997;7:246-248) estimate the splenic
+      volume as 30 + 0.58 x index mL. Measured here automatically: the width is the
+      largest axial diameter, the thickness the largest inscribed circle on that slice
+      (by hand the thickness is taken at the hilum, between the inner and outer border;
+      the width across, ``diameter_perp_mm``, would also span the crescent's hollow).
     - ``area_mm2``: list of (slice index, area in mm^2) for every slice holding the label.
 
     Examples
@@ -186,8 +190,10 @@ def organ_measurements(labels: np.ndarray, hu: np.ndarray | None, spacing,
     (110.0, 4.0, [])
     >>> round(spleen["diameter_max_mm"], 4), round(spleen["diameter_perp_mm"], 4)  # diagonals
     (1.4142, 1.4142)
-    >>> round(spleen["splenic_index_cm3"], 6)  # 0.4 x 0.14142 x 0.14142 cm
-    0.008
+    >>> spleen["thickness_mm"]  # 2 pixels wide: one pixel short (see measure_shape)
+    0.5
+    >>> round(spleen["splenic_index_cm3"], 6)  # 0.4 x 0.14142 x 0.05 cm
+    0.002828
     >>> spleen["area_mm2"]
     [(1, 1.0), (2, 1.0)]
     """
@@ -211,6 +217,7 @@ def organ_measurements(labels: np.ndarray, hu: np.ndarray | None, spacing,
         length, missing = craniocaudal(slices + first_slice, slice_mm)
         diameter, across, at = axial_diameters(labels[first:last + 1] == value,
                                                first + first_slice, row_mm, col_mm)
+        thick = thickness(labels[at - first_slice] == value, row_mm, col_mm)
         out[label_name(value)] = {
             "label": int(value),
             "voxels": n,
@@ -224,7 +231,8 @@ def organ_measurements(labels: np.ndarray, hu: np.ndarray | None, spacing,
             "diameter_max_mm": diameter,
             "diameter_perp_mm": across,
             "diameter_slice": at,
-            "splenic_index_cm3": (length * diameter * across / 1000.0
+            "thickness_mm": thick,
+            "splenic_index_cm3": (length * diameter * thick / 1000.0
                                   if value == SPLEEN else None),
             "area_mm2": [(int(z) + first_slice, float(counts[z, value] * pixel_mm2))
                          for z in slices],

@@ -24,7 +24,9 @@ not have, e.g. the splenic index of the liver, or the HU numbers without a CT):
 ``diameter_max_mm``         the largest axial (maximal Feret) diameter
 ``diameter_perp_mm``        the width across it on the same slice
 ``diameter_slice``          the slice of that diameter
-``splenic_index_cm3``       length x width x thickness in cm (spleen only)
+``thickness_mm``            on that slice, the diameter of the largest circle inside
+                            the organ (its thickness between inner and outer border)
+``splenic_index_cm3``       length x diameter_max x thickness in cm (spleen only)
 ``liver_spleen_volume_ratio`` liver / spleen volume, the same on every row (empty unless
                             both organs are labelled)
 =========================== =============================================================
@@ -44,7 +46,7 @@ Examples
 >>> [p.name for p in paths]
 ['labels_measurements.json', 'labels_measurements.csv']
 >>> print(paths[1].read_text().splitlines()[1])
-spleen,2,8,0.004,,,,1,2,,4.0,1.414...,1.414...,1,0.008...,
+spleen,2,8,0.004,,,,1,2,,4.0,1.414...,1.414...,1,0.5,0.0028...,
 >>> tmp.cleanup()
 """
 
@@ -68,7 +70,7 @@ FORMAT = "radipop-widgets organ measurements"
 VERSION = 1
 COLUMNS = ("organ", "label", "voxels", "volume_ml", "mean_hu", "sd_hu", "median_hu",
            "first_slice", "last_slice", "missing_slices", "length_cc_mm", "diameter_max_mm",
-           "diameter_perp_mm", "diameter_slice", "splenic_index_cm3",
+           "diameter_perp_mm", "diameter_slice", "thickness_mm", "splenic_index_cm3",
            "liver_spleen_volume_ratio")
 
 
@@ -101,6 +103,7 @@ def measurement_rows(measurements: dict[str, dict]) -> list[dict]:
             "missing_slices": " ".join(str(z) for z in m["missing_slices"]),
             "length_cc_mm": m["length_cc_mm"], "diameter_max_mm": m["diameter_max_mm"],
             "diameter_perp_mm": m["diameter_perp_mm"], "diameter_slice": m["diameter_slice"],
+            "thickness_mm": m["thickness_mm"],
             "splenic_index_cm3": m["splenic_index_cm3"], "liver_spleen_volume_ratio": ratio})
     return rows
 

@@ -123,9 +123,11 @@ def test_ellipsoid_volume_length_diameters_and_splenic_index():
     # width across it) tilts a little; within two pixel diagonals
     assert spleen["diameter_perp_mm"] == pytest.approx(2 * c, abs=2 * diagonal)
     assert abs(spleen["diameter_slice"] - (73.1 / 2.5 - 0.5)) <= 1   # the widest slices
+    # an ellipse's largest inscribed circle: its minor axis (within one pixel)
+    assert spleen["thickness_mm"] == pytest.approx(2 * c, abs=diagonal)
     # splenic index: L x W x T in cm, 12 x 14 x 9 = 1512 cm^3 within 3 %
     assert spleen["splenic_index_cm3"] == pytest.approx(
-        spleen["length_cc_mm"] * spleen["diameter_max_mm"] * spleen["diameter_perp_mm"] / 1000)
+        spleen["length_cc_mm"] * spleen["diameter_max_mm"] * spleen["thickness_mm"] / 1000)
     assert spleen["splenic_index_cm3"] == pytest.approx(2 * a * 2 * b * 2 * c / 1000, rel=0.03)
 
 
@@ -137,6 +139,7 @@ def test_diameters_do_not_depend_on_the_direction(angle):
     diagonal = np.hypot(SPACING[1], SPACING[2])
     assert liver["diameter_max_mm"] == pytest.approx(100.0, abs=diagonal)
     assert liver["diameter_perp_mm"] == pytest.approx(40.0, abs=2 * diagonal)
+    assert liver["thickness_mm"] == pytest.approx(40.0, abs=diagonal)
     assert liver["splenic_index_cm3"] is None          # the spleen's number only
 
 
@@ -207,7 +210,9 @@ def test_every_organ_has_every_key_and_the_ratio_needs_both_organs():
     labels[0, 0, 0] = 5
     out = organ_measurements(labels, None, (2.0, 1.0, 1.0))
     assert all(tuple(m) == KEYS for m in out.values())
-    assert out["spleen"]["splenic_index_cm3"] == pytest.approx(0.2 * 0.2 ** 2 * 2)  # square: two diagonals
+    # a 2 x 2 pixel square: diameter the diagonal, thickness one pixel (even: one short)
+    assert out["spleen"]["thickness_mm"] == 1.0
+    assert out["spleen"]["splenic_index_cm3"] == pytest.approx(0.2 * 0.2 * np.sqrt(2) * 0.1)
     assert liver_spleen_ratio(out) == pytest.approx(18 / 4)
     assert liver_spleen_ratio({k: v for k, v in out.items() if k != "spleen"}) is None
     assert liver_spleen_ratio({}) is None
@@ -224,3 +229,46 @@ def test_a_slab_measures_like_the_whole_volume():
     a, b = int(used[0]), int(used[-1]) + 1
     assert a > 0 or b < shape[0]
     assert organ_measurements(labels[a:b], hu[a:b], (2.5, 0.8, 0.6), first_slice=a) == whole
+
+
+def test_shared_abdomen_lengths_and_diameters():
+    import nibabel as nib
+
+    from radipop_widgets.io import load_study
+
+    case = shared_case("ct-abdomen-3mm")
+    study = load_study(case / "ct.nii.gz")
+    data = np.asarray(nib.load(case / "reference_labels.nii.gz").dataobj)
+    labels = np.ascontiguousarray(data[::-1, ::-1, :].transpose(2, 1, 0)).astype(np.uint8)
+    m = organ_measurements(labels, study.hu, study.spacing)
+    liver, spleen = m["liver"], m["spleen"]
+    # the data README: liver on slices 69..111, spleen on 82..111 (3 mm), no gaps
+    assert liver["slices"] == (69, 111) and liver["length_cc_mm"] == pytest.approx(43 * 3.0)
+    assert spleen["slices"] == (82, 111) and spleen["length_cc_mm"] == pytest.approx(30 * 3.0)
+    assert liver["missing_slices"] == spleen["missing_slices"] == []
+    assert liver["volume_ml"] == pytest.approx(1125.7, abs=0.1)
+    assert spleen["volume_ml"] == pytest.approx(261.0, abs=0.1)
+    # an adult liver's and spleen's axial sizes, and the spleen's index from them
+    assert 150 < liver["diameter_max_mm"] < 260 and 60 < liver["diameter_perp_mm"] < 200
+    assert 80 < spleen["diameter_max_mm"] < 160 and 20 < spleen["diameter_perp_mm"] < 90
+    assert 30 < spleen["thickness_mm"] < spleen["diameter_perp_mm"]   # a crescent
+    assert spleen["splenic_index_cm3"] == pytest.approx(
+        9.0 * spleen["diameter_max_mm"] * spleen["thickness_mm"] / 100)
+    assert liver_spleen_ratio(m) == pytest.approx(1125.7 / 261.0, rel=1e-3)
+    print({k: {q: v[q] for q in KEYS[:-1]} for k, v in m.items()})
+
+
+def test_a_crescent_is_thinner_than_its_width_across():
+    """Half an annulus, radii 60 and 45 mm: 15 mm thick, 120 mm end to end, 60 mm across."""
+    spacing = (2.0, 0.5, 0.5)
+    y, x = np.mgrid[:160, :280] * 0.5 + 0.25 - np.array([10.0, 70.0])[:, None, None]
+    r = np.hypot(y, x)
+    slab = (r < 60) & (r >= 45) & (y >= 0)
+    labels = np.repeat(slab[None], 5, axis=0).astype(np.uint8) * 2
+    spleen = organ_measurements(labels, None, spacing)["spleen"]
+    assert spleen["diameter_max_mm"] == pytest.approx(120.0, abs=1.0)
+    # the width across spans the hollow (about 60 mm; the longest chord's direction tilts
+    # by a degree between the flat ends' pixel corners), the thickness does not
+    assert 59.0 < spleen["diameter_perp_mm"] < 64.0
+    assert spleen["thickness_mm"] == pytest.approx(15.0, abs=0.5)
+    assert spleen["splenic_index_cm3"] == pytest.approx(1.0 * 12.0 * 1.5, rel=0.05)

@@ -15,7 +15,7 @@ from radipop_widgets.measure_files import COLUMNS, measurement_paths, write_meas
 from radipop_widgets.session import Session
 
 NUMBERS = ("volume_ml", "mean_hu", "sd_hu", "median_hu", "length_cc_mm", "diameter_max_mm",
-           "diameter_perp_mm", "splenic_index_cm3")
+           "diameter_perp_mm", "thickness_mm", "splenic_index_cm3")
 
 
 @pytest.fixture

@@ -361,6 +361,7 @@ def statistics_table(measurements: dict, spacing) -> str:
         ("Largest axial diameter (mm)", lambda m: f"{_fmt(m['diameter_max_mm'])} "
          f"<small>(slice {m['diameter_slice']})</small>"),
         ("Width across it (mm)", lambda m: _fmt(m["diameter_perp_mm"])),
+        ("Thickness (mm)", lambda m: _fmt(m["thickness_mm"])),
         ("Splenic index (cm³)", lambda m: _fmt(m["splenic_index_cm3"], 0)
          if m["splenic_index_cm3"] is not None else ""),
     ]
@@ -376,8 +377,8 @@ def statistics_table(measurements: dict, spacing) -> str:
     spacing_text = " &times; ".join(f"{float(s):g}" for s in spacing)
     note = (f"<small>Voxels {spacing_text} mm (slice, row, column). Length: slices spanned "
             "&times; slice spacing; diameters: the largest axial Feret diameter and the width "
-            "across it on that slice; splenic index: length &times; width &times; thickness "
-            "in cm.")
+            "across it on that slice; thickness: the largest circle inside the organ on that "
+            "slice; splenic index: length &times; largest diameter &times; thickness in cm.")
     if others:
         note += " Other labels: " + ", ".join(
             f"{html.escape(name)} {_fmt(measurements[name]['volume_ml'])} mL" for name in others)
