@@ -375,7 +375,7 @@ def statistics_table(measurements: dict, spacing) -> str:
     foot = (f"<tr><td>Liver / spleen volume</td><td colspan='{len(MEASURED)}'>"
             f"<b>{_fmt(ratio, 2)}</b></td></tr>")
     spacing_text = " &times; ".join(f"{float(s):g}" for s in spacing)
-    note = (f"<small>Voxels {spacing_text} mm (slice, row, column). Length: slices spanned "
+    note = (f"<div style='line-height:1.35;margin-top:4px'><small>Voxels {spacing_text} mm (slice, row, column). Length: slices spanned "
             "&times; slice spacing; diameters: the largest axial Feret diameter and the width "
             "across it on that slice; thickness: the largest circle inside the organ on that "
             "slice; splenic index: length &times; largest diameter &times; thickness in cm.")
@@ -383,4 +383,4 @@ def statistics_table(measurements: dict, spacing) -> str:
         note += " Other labels: " + ", ".join(
             f"{html.escape(name)} {_fmt(measurements[name]['volume_ml'])} mL" for name in others)
     return (f"<table class='radipop-stats' style='border-collapse:collapse;font-size:12px'>"
-            f"<tr><th></th>{head}</tr>{body}{foot}</table>{note}</small>")
+            f"<tr><th></th>{head}</tr>{body}{foot}</table>{note}</small></div>")
