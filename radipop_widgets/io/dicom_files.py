@@ -66,6 +66,13 @@ def _list_files(root: Path, notes: list) -> list[Path]:
 
 def scan_dicom_folder(folder) -> list[StudyEntry]:
     """Header-only listing of the CT series whose files lie directly in ``folder``."""
+    return [entry for entry, _ in scan_dicom_series(folder)]
+
+
+def scan_dicom_series(folder) -> list[tuple[StudyEntry, dict]]:
+    """:func:`scan_dicom_folder` with, per series, header details for a worklist:
+    ``thickness_mm`` (median SliceThickness, None when absent), ``pixel_mm`` (row, column
+    spacing of the first slice), ``rows``, ``cols``. No patient data."""
     folder = Path(folder)
     headers, skipped = [], []
     for f in sorted(p for p in folder.iterdir() if p.is_file()):
@@ -76,9 +83,16 @@ def scan_dicom_folder(folder) -> list[StudyEntry]:
         headers += h
         skipped += s
     groups = _group_series(headers, skipped)
-    return [StudyEntry(str(folder), "dicom", hs[0].description or "(no description)",
-                       len(hs), key)
+    return [(StudyEntry(str(folder), "dicom", hs[0].description or "(no description)",
+                        len(hs), key), _series_details(hs))
             for key, hs in groups.items() if _is_ct(hs[0])]
+
+
+def _series_details(hs) -> dict:
+    thickness = [h.thickness for h in hs if h.thickness is not None]
+    return {"thickness_mm": float(np.median(thickness)) if thickness else None,
+            "pixel_mm": [float(v) for v in hs[0].pixel_spacing],
+            "rows": int(hs[0].rows), "cols": int(hs[0].cols)}
 
 
 # --- header pass -----------------------------------------------------------------------------
