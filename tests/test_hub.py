@@ -330,6 +330,10 @@ def test_a_user_cannot_read_another_users_work(hub, dashboards):
     refused = run_as(a, "cat", str(work))
     assert refused.returncode != 0 and "Permission denied" in refused.stderr
     assert run_as(a, "ls", str(folder)).returncode != 0
+    # The hub's database and cookie secret are the hub's alone.
+    for secret in ("jupyterhub.sqlite", "jupyterhub_cookie_secret"):
+        assert (hub.state / secret).stat().st_mode & 0o077 == 0, secret
+    assert run_as(a, "cat", str(hub.state / "jupyterhub.sqlite")).returncode != 0
     # The shared data folder is readable by both and writable by neither.
     data = Path(hub.env["RADIPOP_DATA"])
     assert run_as(a, "ls", str(data)).returncode == 0

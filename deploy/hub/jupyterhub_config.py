@@ -100,6 +100,7 @@ if ISOLATION == "unix" or RUN_AS != HUB_ACCOUNT:
                 "venv where users can read them (e.g. /opt), or set RADIPOP_HUB_PYTHON "
                 "(docs/LAB_SERVER.md, 'A Python the users can run')")
 
+os.umask(0o077)  # the database, cookie secret and pid files are the hub's alone
 STATE.mkdir(parents=True, exist_ok=True, mode=0o711)
 USERS_ROOT.mkdir(parents=True, exist_ok=True, mode=0o711)
 USERS_ROOT.chmod(0o711)  # users reach their own folder, list no one's
