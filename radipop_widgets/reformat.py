@@ -3,9 +3,9 @@ with the correct aspect, and the orientation letters of every view.
 
 A reformat plane holds the slices vertically (the head at the top when the geometry says
 where the head is) and the axial columns (coronal) or rows (sagittal) horizontally, as a
-radiologist reads them. :class:`PlaneGrid` maps the plane's voxels to the display pixels
-of a box with the voxel spacing respected (2.5 mm slices are not squashed), and back, so
-that a click in a reformat names the voxel under it exactly.
+radiologist reads them. :class:`PlaneGrid` gives the display size of a plane in a box with
+the voxel spacing respected (2.5 mm slices are not squashed) and maps canvas positions to
+voxels, so that a click in a reformat names the voxel under it exactly.
 """
 
 from __future__ import annotations
@@ -54,23 +54,25 @@ def head_up(affine) -> bool:
 
 @dataclass(frozen=True)
 class PlaneGrid:
-    """The display grid of one view: ``height`` x ``width`` display pixels showing
-    ``n_vertical`` x ``n_horizontal`` voxels of ``mm_vertical`` x ``mm_horizontal`` mm.
+    """A plane of ``n_vertical`` x ``n_horizontal`` voxels of ``mm_vertical`` x
+    ``mm_horizontal`` mm, drawn on a canvas of one canvas pixel per voxel and displayed
+    ``height`` x ``width`` screen pixels (its physical aspect: the browser scales the canvas).
 
-    ``flip`` shows the voxel row 0 at the bottom (a reformat whose slices grow towards
-    the head). Display pixel centre ``(i + 0.5, j + 0.5)`` shows the voxel under it, so
-    the picture and :meth:`to_voxel` agree to the pixel.
+    ``flip`` draws voxel row 0 at the bottom (a reformat whose slices grow towards the
+    head). Every voxel keeps its canvas pixel, so a downsampled display never hides a
+    one-slice edit (the browser blends it in), and :meth:`to_voxel` names the voxel under a
+    canvas position exactly.
 
     Examples
     --------
     Twenty 5 mm slices of 100 columns of 1 mm, in a 200 x 200 box: 100 mm wide and tall,
-    shown 200 x 200 (2 px per mm).
+    shown 200 x 200 screen pixels.
 
     >>> grid = PlaneGrid.fit(20, 100, 5.0, 1.0, (200, 200), flip=True)
     >>> grid.height, grid.width
     (200, 200)
-    >>> grid.to_voxel(0.5, 199.5), grid.to_display(19, 0)
-    ((19, 99), (5.0, 1.0))
+    >>> grid.to_voxel(0.5, 99.5), grid.to_canvas(19, 0)
+    ((19, 99), (0.5, 0.5))
     """
 
     n_vertical: int
@@ -84,7 +86,7 @@ class PlaneGrid:
     @classmethod
     def fit(cls, n_vertical, n_horizontal, mm_vertical, mm_horizontal, box,
             flip: bool = False) -> "PlaneGrid":
-        """The largest grid of the plane's physical aspect inside ``box`` (height, width)."""
+        """The largest display of the plane's physical aspect inside ``box`` (height, width)."""
         if min(n_vertical, n_horizontal) < 1 or not min(mm_vertical, mm_horizontal) > 0:
             raise ValueError("a plane needs at least one voxel and a positive spacing")
         tall, wide = n_vertical * mm_vertical, n_horizontal * mm_horizontal
@@ -92,44 +94,25 @@ class PlaneGrid:
         return cls(int(n_vertical), int(n_horizontal), float(mm_vertical), float(mm_horizontal),
                    max(1, round(tall * scale)), max(1, round(wide * scale)), bool(flip))
 
-    @property
-    def mm_per_pixel(self) -> float:
-        """Display pixel size in mm (horizontally; vertically within one pixel of it)."""
-        return self.n_horizontal * self.mm_horizontal / self.width
-
-    def vertical_index(self) -> np.ndarray:
-        """Voxel row of each display row (length ``height``)."""
-        rows = ((np.arange(self.height) + 0.5) * self.n_vertical / self.height).astype(int)
-        rows = np.minimum(rows, self.n_vertical - 1)
-        return rows[::-1] if self.flip else rows
-
-    def horizontal_index(self) -> np.ndarray:
-        """Voxel column of each display column (length ``width``)."""
-        cols = ((np.arange(self.width) + 0.5) * self.n_horizontal / self.width).astype(int)
-        return np.minimum(cols, self.n_horizontal - 1)
-
-    def resample(self, plane: np.ndarray) -> np.ndarray:
-        """The plane (n_vertical, n_horizontal) on the display grid (nearest voxel)."""
+    def orient(self, plane: np.ndarray) -> np.ndarray:
+        """The plane (n_vertical, n_horizontal) as drawn on the canvas (flipped if need be)."""
         plane = np.asarray(plane)
         if plane.shape[:2] != (self.n_vertical, self.n_horizontal):
             raise ValueError(f"a plane of {plane.shape} on a grid of "
                              f"{(self.n_vertical, self.n_horizontal)}")
-        return plane[self.vertical_index()][:, self.horizontal_index()]
+        return plane[::-1] if self.flip else plane
 
     def to_voxel(self, y: float, x: float) -> tuple[int, int] | None:
-        """Display position (y down, x right, in display pixels) -> (vertical, horizontal)
-        voxel, or None outside the grid."""
-        if not (0 <= y < self.height and 0 <= x < self.width):
+        """Canvas position (y down, x right) -> (vertical, horizontal) voxel, or None outside."""
+        if not (0 <= y < self.n_vertical and 0 <= x < self.n_horizontal):
             return None
-        v = min(int(y * self.n_vertical / self.height), self.n_vertical - 1)
-        h = min(int(x * self.n_horizontal / self.width), self.n_horizontal - 1)
+        v, h = int(y), int(x)
         return (self.n_vertical - 1 - v if self.flip else v), h
 
-    def to_display(self, vertical: int, horizontal: int) -> tuple[float, float]:
-        """Display position (y, x) of the centre of a voxel."""
+    def to_canvas(self, vertical: int, horizontal: int) -> tuple[float, float]:
+        """Canvas position (y, x) of the centre of a voxel."""
         v = self.n_vertical - 1 - vertical if self.flip else vertical
-        return ((v + 0.5) * self.height / self.n_vertical,
-                (horizontal + 0.5) * self.width / self.n_horizontal)
+        return v + 0.5, horizontal + 0.5
 
 
 def plane(volume: np.ndarray, view: str, index: int) -> np.ndarray:
@@ -150,8 +133,8 @@ def plane(volume: np.ndarray, view: str, index: int) -> np.ndarray:
 
 
 def plane_grid(shape, spacing, affine, view: str, box) -> PlaneGrid:
-    """The display grid of ``view`` of a volume of ``shape`` (slice, row, column) and
-    ``spacing`` mm inside ``box`` (height, width) display pixels."""
+    """The grid of ``view`` of a volume of ``shape`` (slice, row, column) and ``spacing`` mm
+    displayed inside ``box`` (height, width) screen pixels."""
     n, rows, cols = shape
     if view == "axial":
         return PlaneGrid.fit(rows, cols, spacing[1], spacing[2], box)

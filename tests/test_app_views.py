@@ -24,7 +24,7 @@ def app(tmp_path):
 
 def click_view(app, view, z, across):
     """Click the display pixel showing (slice z, column or row ``across``) of a reformat."""
-    y, x = app.ortho.views[view].grid.to_display(z, across)
+    y, x = app.ortho.views[view].grid.to_canvas(z, across)
     app.ortho_click(view, x, y)
 
 
@@ -40,8 +40,9 @@ def test_reformats_keep_the_voxel_aspect(app):
         tall = SHAPE[0] * SLICE_MM
         assert abs(grid.width / grid.height - across_mm / tall) < 0.02, view
         assert max(grid.width, grid.height) == 256
-        assert (int(app.ortho.views[view].canvas.height), int(app.ortho.views[view].canvas.width)) \
-            == (grid.height, grid.width)
+        canvas = app.ortho.views[view].canvas       # one canvas pixel per voxel
+        assert (int(canvas.height), int(canvas.width)) == (SHAPE[0], across_mm / PIXEL_MM)
+        assert canvas.layout.width == f"{grid.width}px"
 
 
 def test_a_click_in_the_coronal_view_moves_the_axial_slice_and_the_sagittal_plane(app):
@@ -58,7 +59,7 @@ def test_a_click_in_the_coronal_view_moves_the_axial_slice_and_the_sagittal_plan
 def test_the_head_is_at_the_top_of_the_reformats(app):
     grid = app.ortho.coronal.grid
     assert grid.to_voxel(0.5, 10)[0] == SHAPE[0] - 1              # top row: the last slice
-    assert grid.to_voxel(grid.height - 0.5, 10)[0] == 0
+    assert grid.to_voxel(SHAPE[0] - 0.5, 10)[0] == 0
     assert app.ortho.coronal.annotation.letters == {"left": "R", "right": "L", "top": "S",
                                                     "bottom": "I"}
     assert app.viewer.annotation.letters == {"left": "R", "right": "L", "top": "A",
@@ -86,7 +87,7 @@ def test_feet_first_reformats_still_show_the_head_at_the_top(tmp_path):
     study = Study(hu=hu, spacing=(5.0, 2.0, 2.0), affine=affine)
     app = App(study=study, workspace=tmp_path, background=False)
     grid = app.ortho.coronal.grid
-    assert not grid.flip and grid.to_voxel(grid.height - 0.5, 5)[0] == 9   # feet at the bottom
+    assert not grid.flip and grid.to_voxel(9.5, 5)[0] == 9          # feet at the bottom
 
 
 def test_reformats_follow_edits_undo_and_extend(app):
@@ -104,7 +105,7 @@ def test_reformats_follow_edits_undo_and_extend(app):
     app.redo()
     app.wait(app.extend(below=True, above=True))
     shown = app.session.labels[:, coronal.index, :]
-    expected = coronal.grid.resample(shown == 1)
+    expected = coronal.grid.orient(shown == 1)
     assert np.array_equal(np.isin(coronal._overlay, [1, 2]), expected)
 
 
@@ -146,7 +147,7 @@ def test_readout_gives_the_hu_and_position_under_the_mouse(app):
     assert f"data-hu='{hu[app.z, 33, 70]}'" in text and f"row 33, col 70, slice {app.z}" in text
     x, y, z = (app.session.study.affine @ [app.z, 33, 70, 1])[:3]
     assert f"x {x:.1f}, y {y:.1f}, z {z:.1f} mm" in text
-    y_, x_ = app.ortho.sagittal.grid.to_display(4, 50)
+    y_, x_ = app.ortho.sagittal.grid.to_canvas(4, 50)
     app.ortho_mouse_move("sagittal", x_, y_)
     assert f"row 50, col {app.ortho.sagittal.index}, slice 4" in app.readout.widget.value
     app.mouse_out(0, 0)
@@ -188,7 +189,7 @@ def test_pan_tool_moves_the_zoomed_image_and_edits_nothing(app):
 
 
 def test_zoom_in_a_reformat_zooms_that_view(app):
-    y, x = app.ortho.coronal.grid.to_display(10, 64)
+    y, x = app.ortho.coronal.grid.to_canvas(10, 64)
     app.ortho_mouse_move("coronal", x, y)
     app.key("+")
     assert app.ortho.coronal.zoom.zoom == 1.5 and app.viewer.zoom.zoom == 1.0

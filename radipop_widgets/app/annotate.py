@@ -16,7 +16,7 @@ import ipywidgets as widgets
 from ..reformat import scale_bar_mm
 from .zoom import ZoomPan
 
-CROSS_COLOUR = "rgba(255, 210, 0, 0.75)"
+CROSS_COLOUR = "rgba(255, 210, 0, 0.55)"
 
 #: Page rules of the overlay (installed once with the page's style sheet).
 CSS = """
@@ -54,6 +54,7 @@ class Annotation:
         self.letters: dict[str, str] = {}
         self.mm_per_pixel = 1.0
         self.cross: tuple[float, float] | None = None
+        self.aspect = (1.0, 1.0)     # screen pixels per canvas pixel (vertical, horizontal)
         self.draws = 0
         zoom.on_change.append(self.draw)
 
@@ -64,14 +65,13 @@ class Annotation:
         with ipycanvas.hold_canvas():
             layer.clear()
             if self.cross is not None:
+                # one screen pixel thick, whatever the canvas's scale on the screen
                 y, x = self.cross
-                unit = 1.0 / self.zoom.zoom
-                layer.stroke_style = CROSS_COLOUR
-                layer.line_width = unit
-                layer.set_line_dash([4 * unit, 4 * unit])
-                layer.stroke_line(left, y, left + width, y)
-                layer.stroke_line(x, top, x, top + height)
-                layer.set_line_dash([])
+                thick_y = 1.0 / (self.aspect[0] * self.zoom.zoom)
+                thick_x = 1.0 / (self.aspect[1] * self.zoom.zoom)
+                layer.fill_style = CROSS_COLOUR
+                layer.fill_rect(left, y - thick_y / 2, width, thick_y)
+                layer.fill_rect(x - thick_x / 2, top, thick_x, height)
         self.html.value = self.overlay_html(width)
 
     def overlay_html(self, visible_width: float) -> str:

@@ -57,13 +57,13 @@ class OrthoView:
 
     def show(self, study) -> None:
         """A new study: its grid, the plane through the middle, the whole plane shown."""
-        self.grid = plane_grid(study.shape, study.spacing, study.affine, self.view, BOX)
-        self.canvas.width, self.canvas.height = self.grid.width, self.grid.height
-        self.canvas.layout = widgets.Layout(width=f"{self.grid.width}px",
-                                            height=f"{self.grid.height}px")
-        self.zoom.resize(self.grid.height, self.grid.width)
+        grid = self.grid = plane_grid(study.shape, study.spacing, study.affine, self.view, BOX)
+        self.canvas.width, self.canvas.height = grid.n_horizontal, grid.n_vertical
+        self.canvas.layout = widgets.Layout(width=f"{grid.width}px", height=f"{grid.height}px")
+        self.zoom.resize(grid.n_vertical, grid.n_horizontal)
         self.annotation.letters = view_letters(study.affine, self.view)
-        self.annotation.mm_per_pixel = self.grid.mm_per_pixel
+        self.annotation.mm_per_pixel = grid.mm_horizontal
+        self.annotation.aspect = (grid.height / grid.n_vertical, grid.width / grid.n_horizontal)
         self.index = study.shape[1 if self.view == "coronal" else 2] // 2
         self._ct_key, self._overlay, self._overlay_key, self._pngs = None, None, None, {}
 
@@ -72,14 +72,14 @@ class OrthoView:
         if self.grid is None or key == self._ct_key:
             return
         self._ct_key = key
-        grey = self.grid.resample(window(plane(hu, self.view, self.index), level, width))
+        grey = self.grid.orient(window(plane(hu, self.view, self.index), level, width))
         self._send(CT, grey_png(grey))
         self.ct_sends += 1
 
     def render_overlay(self, labels: np.ndarray, opacity: float) -> None:
         if self.grid is None:
             return
-        shown = self.grid.resample(plane(labels, self.view, self.index))
+        shown = np.ascontiguousarray(self.grid.orient(plane(labels, self.view, self.index)))
         index = overlay_indexed(shown, np.zeros(shown.shape, np.uint8),
                                 outline=bool(self.outline.value))
         key = (float(opacity), bool(self.outline.value))
@@ -93,7 +93,7 @@ class OrthoView:
     def set_cross(self, z: int, across: int) -> None:
         """The crosshair at slice ``z`` and the other plane's row / column ``across``."""
         if self.grid is not None:
-            self.annotation.cross = self.grid.to_display(z, across)
+            self.annotation.cross = self.grid.to_canvas(z, across)
             self.annotation.draw()
 
     def to_voxel(self, x, y) -> tuple[int, int] | None:
@@ -166,8 +166,8 @@ class OrthoPanel:
         """(CSS class, height, width) of each view shown, for the page's scale rules."""
         if not self.shown.value:
             return []
-        return [(v.css_class, int(v.canvas.height), int(v.canvas.width))
-                for v in self.views.values()]
+        return [(v.css_class, v.grid.height, v.grid.width) for v in self.views.values()
+                if v.grid is not None]
 
     def set_shown(self, shown) -> None:
         """Show the reformats beside the axial view, or the axial view alone."""

@@ -34,11 +34,12 @@ def grid(study, view):
 
 
 def view_xy(page, view, y, x):
-    """Page position of canvas position (y, x) of a reformat, at any display scale."""
+    """Page position of canvas position (y, x) of a reformat (one canvas pixel per voxel,
+    shown in the plane's physical aspect), at any display scale."""
     canvas = page.locator(f"canvas.radipop-{view}")
     box = canvas.bounding_box()
-    scale = box["width"] / canvas.evaluate("c => c.width")
-    return box["x"] + x * scale, box["y"] + y * scale
+    height, width = canvas.evaluate("c => [c.height, c.width]")
+    return box["x"] + x * box["width"] / width, box["y"] + y * box["height"] / height
 
 
 def slice_shown(page) -> int:
@@ -61,7 +62,7 @@ def test_a_click_in_the_coronal_view_moves_the_axial_slice(server, open_page, st
     page.wait_for_function(PAINTED_JS, arg="radipop-coronal", polling=50, timeout=20_000)
     coronal = grid(study, "coronal")
     for target in (12, 47):
-        y, x = coronal.to_display(target, 300)
+        y, x = coronal.to_canvas(target, 300)
         page.mouse.click(*view_xy(page, "coronal", y, x))
         page.wait_for_function("(z) => document.querySelector('.radipop-slice-text input')"
                                ".value == String(z)", arg=target, polling=50, timeout=10_000)
