@@ -29,7 +29,7 @@ MB = 1024 * 1024
 
 def role(process) -> str:
     command = " ".join(process.cmdline())
-    for needle, name in (("user_server", "proxy"), ("radipop_widgets.serve", "voila"),
+    for needle, name in (("user_server serve", "voila"), ("user_server", "proxy"),
                          ("ipykernel", "kernel")):
         if needle in command:
             return name

@@ -14,8 +14,9 @@ user (``deploy/hub/jupyterhub_config.py``, docs/LAB_SERVER.md). This launcher
    files (the kernels' connection files and IPC sockets, Voilà's settings);
 3. becomes jupyter-server-proxy's ``standaloneproxy`` on the port the hub gave it
    (``JUPYTERHUB_SERVICE_URL``): it lets in only requests that JupyterHub's OAuth says are
-   this user's, and starts ``python -m radipop_widgets.serve`` (the dashboard's Voilà, with
-   its guards, kernel cap and kernel culling) on the first request. Voilà listens on
+   this user's, and starts ``python -m radipop_widgets.user_server serve`` on the first
+   request: ``radipop_widgets.serve`` (the dashboard's Voilà, with its guards, kernel cap and
+   kernel culling) with its output redacted. Voilà listens on
    127.0.0.1 with a random token that only the proxy sends (in a header), so another local
    user cannot bypass the hub by connecting to its port; its kernels talk over IPC sockets
    in the private runtime folder, not over TCP.
@@ -231,7 +232,8 @@ def proxy_settings(prefix: str, token: str, environment: dict[str, str]):
     config = Config()
     proxy = config.StandaloneProxyServer
     proxy.base_url = prefix
-    proxy.command = [sys.executable, "-m", "radipop_widgets.serve", "--port={port}"]
+    proxy.command = [sys.executable, "-m", "radipop_widgets.user_server", "serve",
+                     "--port={port}"]
     proxy.environment = {**environment, "RADIPOP_TOKEN": token}
     proxy.request_headers_override = {"Authorization": f"token {token}"}
     proxy.absolute_url = True  # Voilà serves under the prefix itself
@@ -244,8 +246,45 @@ def proxy_settings(prefix: str, token: str, environment: dict[str, str]):
     return config
 
 
+class RedactedStream:
+    """A text stream that hides ``secrets`` (and any ``token=...``) before writing.
+
+    >>> import io
+    >>> out = io.StringIO()
+    >>> _ = RedactedStream(out, ["s3cret"]).write("http://127.0.0.1:1/?token=s3cret")
+    >>> out.getvalue()
+    'http://127.0.0.1:1/?token=[redacted]'
+    """
+
+    def __init__(self, stream, secrets):
+        self.stream = stream
+        self.secrets = [s for s in secrets if s]
+
+    def write(self, text):
+        from .serve_guard import redact
+
+        return self.stream.write(redact(text, self.secrets))
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+
+
+def serve_dashboard(argv) -> None:
+    """``radipop_widgets.serve`` with its output redacted: the line that gives the URL with
+    the token goes to the hub's log, which must not hold a way around the hub."""
+    from . import serve
+
+    sys.stdout = RedactedStream(sys.stdout, [os.environ.get("RADIPOP_TOKEN", "")])
+    serve.main(list(argv))
+
+
 def main(argv=None) -> None:
-    """Set the user's server up and run the proxy (as the process the hub started)."""
+    """Set the user's server up and run the proxy (as the process the hub started);
+    ``serve ARGS`` runs the dashboard's Voilà (the proxy's command)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["serve"]:
+        serve_dashboard(argv[1:])
+        return
     env = os.environ
     prefix = env.get("JUPYTERHUB_SERVICE_PREFIX")
     root = env.get("RADIPOP_USER_ROOT")
@@ -272,9 +311,9 @@ def main(argv=None) -> None:
     from jupyter_server_proxy.standalone.app import StandaloneProxyServer
 
     token = secrets.token_urlsafe(32)
-    StandaloneProxyServer.launch_instance(argv=list(argv or []),
+    StandaloneProxyServer.launch_instance(argv=argv,
                                           config=proxy_settings(prefix, token, environment))
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()

@@ -287,8 +287,11 @@ def test_each_user_gets_the_dashboard_in_their_own_process(hub, dashboards):
         assert WIDGET_VIEW in response.text, "the notebook's App widget was not rendered"
         commands = [" ".join(p.cmdline()) for p in hub.processes(name)]
         assert any("radipop_widgets.user_server" in c for c in commands), commands
-        assert any("radipop_widgets.serve" in c for c in commands), commands
+        assert any("user_server serve" in c for c in commands), commands
         assert any("ipykernel" in c for c in commands), commands
+    # The hub's log holds no token of Voilà's (the way around the hub's OAuth).
+    assert "radipop-widgets dashboard: http://127.0.0.1:" in hub.log.read_text()
+    assert not re.search(r"token=(?!\[redacted\])[\w-]", hub.log.read_text())
     first, second = ({p.pid for p in hub.processes(name)} for name in hub.users)
     assert first and second and not first & second
 
@@ -307,7 +310,7 @@ def test_a_user_cannot_open_another_users_server(hub, dashboards):
     # Voilà's own port, behind the user's proxy, answers only with the proxy's token.
     import requests
 
-    ports = [c.laddr.port for p in hub.processes(b) if "radipop_widgets.serve" in
+    ports = [c.laddr.port for p in hub.processes(b) if "user_server serve" in
              " ".join(p.cmdline()) for c in p.net_connections("tcp") if c.status == "LISTEN"]
     assert ports
     direct = requests.get(f"http://127.0.0.1:{ports[0]}/user/{b}/", timeout=10,
