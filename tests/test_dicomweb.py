@@ -7,6 +7,7 @@ reading it back, refused credentials, a server that is down, the configuration r
 
 from __future__ import annotations
 
+import logging
 import shutil
 import socket
 import ssl
@@ -418,3 +419,17 @@ def test_https_certificates_are_verified(login, https_server, tmp_path):
 
 def test_the_package_exports_the_client():
     assert rw.DicomWeb is DicomWeb
+
+
+def test_no_password_or_patient_name_in_the_logs(pacs, monkeypatch, tmp_path, caplog):
+    caplog.set_level(logging.DEBUG)
+    monkeypatch.setenv(USER_ENV, pacs.auth[0])
+    monkeypatch.setenv(PASSWORD_ENV, pacs.auth[1])
+    web = DicomWeb(pacs.url, cache=tmp_path)
+    web.load(web.studies(patient="P-007")[0].series[0].series_uid)
+    monkeypatch.setenv(PASSWORD_ENV, "wrong-password-42")
+    with pytest.raises(PacsAuthError):
+        DicomWeb(pacs.url, cache=tmp_path / "b").studies()
+    assert caplog.records                       # urllib3 and dicomweb-client did log
+    for secret in (pacs.auth[1], "wrong-password-42", "Doe", "Jane"):
+        assert secret not in caplog.text
