@@ -172,7 +172,8 @@ class DicomWeb:
         The sessions' workspace (for the default cache).
     allow_http : bool
         Accept plain HTTP to another machine (credentials would cross the network
-        readable): only inside a network you trust.
+        readable): only inside a network you trust (also the config file's
+        ``"allow_http": true`` for that server).
     config : path, optional
         The config file (default ``$RADIPOP_DICOMWEB_CONFIG`` or
         ``~/.config/radipop-widgets/dicomweb.json``).
@@ -188,12 +189,14 @@ class DicomWeb:
         if parts.username or parts.password:
             raise PacsConfigError("the server address holds credentials: remove them from it "
                                   f"and {HELP}.")
+        settings = load_config(config).get(url, {})
+        allow_http = allow_http or settings.get("allow_http") is True
         if parts.scheme == "http" and parts.hostname not in LOCAL_HOSTS and not allow_http:
             raise PacsConfigError(f"{url} is plain HTTP to another machine: credentials and "
                                   "patient data would cross the network unencrypted. Use "
-                                  "https:// (or pass allow_http=True inside a trusted network).")
+                                  "https:// (inside a trusted network: allow_http=True, or "
+                                  '"allow_http": true for this server in the config file).')
         self.url = url
-        settings = load_config(config).get(url, {})
         user = os.environ.get(USER_ENV) or settings.get("user")
         password = os.environ.get(PASSWORD_ENV) or settings.get("password")
         self.authenticated = bool(user)

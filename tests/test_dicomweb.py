@@ -362,6 +362,15 @@ def test_refused_addresses(url, message, tmp_path):
     assert "pw@" not in str(info.value)
 
 
+def test_plain_http_to_another_machine_only_when_the_config_allows_it(tmp_path, monkeypatch):
+    config = tmp_path / "dicomweb.json"
+    config.write_text('{"http://orthanc.lab:8042/dicom-web": {"allow_http": true}}')
+    config.chmod(0o600)
+    assert DicomWeb("http://orthanc.lab:8042/dicom-web", config=config, cache=tmp_path).url
+    with pytest.raises(PacsConfigError, match='"allow_http": true for this server'):
+        DicomWeb("http://other.lab:8042/dicom-web", config=config, cache=tmp_path)
+
+
 def test_https_certificates_are_checked(login, tmp_path):
     with pytest.raises(PacsConfigError, match="CA bundle .* not found"):
         DicomWeb("https://127.0.0.1:1/dicom-web", ca_bundle=tmp_path / "none.pem")
