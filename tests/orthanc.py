@@ -77,7 +77,7 @@ class Orthanc:
             "DicomWeb": {"Enable": True, "Root": "/dicom-web/", "EnableWado": False},
         }
 
-    def start(self, timeout: float = 30.0) -> "Orthanc":
+    def start(self, timeout: float = 30.0) -> Orthanc:
         """Start the server and wait until its REST API answers."""
         require_orthanc()
         (self.folder / "storage").mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,13 @@ from synthetic import synthetic_study
 
 from radipop_widgets.app import App
 from radipop_widgets.app.app import TABS
-from radipop_widgets.dicomweb import CONFIG_ENV, PASSWORD_ENV, URL_ENV, USER_ENV, DicomWeb
+from radipop_widgets.dicomweb import (
+    CONFIG_ENV,
+    PASSWORD_ENV,
+    URL_ENV,
+    USER_ENV,
+    DicomWeb,
+)
 from radipop_widgets.errors import PacsAuthError, PacsUnreachableError, RadipopError
 from radipop_widgets.io import load_study
 from radipop_widgets.io.phantom import phantom_study, write_phantom_series

@@ -7,6 +7,7 @@ reading it back, refused credentials, a server that is down, the configuration r
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import socket
@@ -206,8 +207,8 @@ def test_load_real_ge_slices_from_the_pacs(pacs, web):
 @pytest.mark.parametrize("name, error, message", [
     ("sizes", InconsistentSlicesError, r"slices of different sizes in one series \(8x10: 3"),
     ("spacing", InconsistentSlicesError, "different PixelSpacing"),
-    ("missing", MissingSliceError, r"a slice is missing between -45\.00 and -40\.00 mm.*"
-                                   "Send the complete series to the PACS again"),
+    ("missing", MissingSliceError, (r"a slice is missing between -45\.00 and -40\.00 mm.*"
+                                    "Send the complete series to the PACS again")),
     ("duplicate", DuplicateSliceError, r"lie at the same position \(-50\.00 mm"),
     ("hu_range", HURangeError, r"do not fit in int16"),
     ("corrupt_jpeg_ls", DecodeError, r"(?s)JPEG-LS Lossless .* cannot be decoded"),
@@ -339,7 +340,8 @@ def test_wrong_root_is_not_found(pacs, login, tmp_path):
 # ------------------------------------------------------------------ configuration
 def test_credentials_from_a_private_config_file(pacs, monkeypatch, tmp_path):
     config = tmp_path / "dicomweb.json"
-    config.write_text('{"%s/": {"user": "%s", "password": "%s"}}' % (pacs.url, *pacs.auth))
+    config.write_text(json.dumps({pacs.url + "/": {"user": pacs.auth[0],
+                                                   "password": pacs.auth[1]}}))
     monkeypatch.delenv(USER_ENV, raising=False)
     monkeypatch.delenv(PASSWORD_ENV, raising=False)
     config.chmod(0o644)

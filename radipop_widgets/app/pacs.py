@@ -166,7 +166,7 @@ class PacsPanel:
         index = clamp_int(index, 0, len(self.found) - 1) if self.found else None
         if index is None:
             raise RadipopError("Search the PACS and choose a series in the list first.")
-        url, study, series = self.found[index]
+        url, _study, series = self.found[index]
         web = self.server(url)
         how = "from the cache" if web.is_cached(series.series_uid) else "from the PACS"
         self.ctx.status(f"Loading {series.description or 'the series'} "

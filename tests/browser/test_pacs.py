@@ -5,11 +5,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import harness
 import numpy as np
 import pytest
 from scipy import ndimage
-
-import harness
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from orthanc import Orthanc, require_orthanc  # noqa: E402
