@@ -10,7 +10,9 @@ import nibabel as nib
 import numpy as np
 
 from radipop_widgets.io import load_study
-from radipop_widgets.io.phantom import PHANTOM_METADATA, make_phantom, write_phantom_series
+import pydicom
+
+from radipop_widgets.io.phantom import make_phantom, write_phantom_series
 from radipop_widgets.session import Session
 from synthetic import orientation_affine
 
@@ -22,7 +24,9 @@ STUDIES = (
     ("d_native", "nifti", (9, 80, 96), 4.5, 16.0, "native", "RAS"),
     ("e_broken", "dicom", (8, 64, 64), 5.0, 20.0, "portal", None),
 )
-NAME_PARTS = [p for p in PHANTOM_METADATA["PatientName"].replace("^", " ").split() if len(p) > 3]
+#: The patient name written into the generated DICOM (distinct from every description)
+PATIENT_NAME = "Kowalczyk^Zofia"
+NAME_PARTS = ["Kowalczyk", "Zofia"]
 
 
 def write_nifti_phantom(path: Path, shape, pixel_mm, slice_mm, phase, code, seed=0):
@@ -64,6 +68,10 @@ def make_cohort(root: Path, studies=STUDIES, hidden_labels: bool = True) -> dict
         if kind == "dicom":
             write_phantom_series(data / name, shape=shape, pixel_mm=pixel, slice_mm=step,
                                  seed=i)
+            for f in (data / name / "dicom").iterdir():
+                ds = pydicom.dcmread(f)
+                ds.PatientName = PATIENT_NAME
+                ds.save_as(f)
             paths[name] = data / name / "dicom"
         else:
             path = write_nifti_phantom(side / f"{name}.nii.gz", shape, pixel, step, phase,

@@ -104,6 +104,7 @@ def export_study(row: WorklistRow, out: Path, worklist: Worklist, salt: bytes | 
     while name in used:
         name, n = f"{ident['id']}-{n}", n + 1
     used.add(name)
+    (out / name).mkdir(parents=True, exist_ok=True)
     mask = labelmap.write_nifti_labels(out / name / MASK_FILE, labels, study)
     thickness = (study.metadata or {}).get("SliceThickness") or row.thickness_mm
     table = {
