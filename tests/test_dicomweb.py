@@ -22,7 +22,7 @@ import numpy as np
 import pydicom
 import pytest
 import requests
-from orthanc import Orthanc, free_port, require_orthanc
+from orthanc import PASSWORD, USER, Orthanc, free_port, require_orthanc
 from pydicom.encaps import encapsulate
 from pydicom.uid import JPEG2000Lossless, JPEGLSLossless, generate_uid
 from realdata import shared_case
@@ -133,9 +133,10 @@ def pacs(tmp_path_factory):
 
 
 @pytest.fixture
-def login(monkeypatch, pacs):
-    monkeypatch.setenv(USER_ENV, pacs.auth[0])
-    monkeypatch.setenv(PASSWORD_ENV, pacs.auth[1])
+def login(monkeypatch):
+    """The registered user's credentials in the environment (no server needed)."""
+    monkeypatch.setenv(USER_ENV, USER)
+    monkeypatch.setenv(PASSWORD_ENV, PASSWORD)
     monkeypatch.setenv("RADIPOP_DICOMWEB_CONFIG", "/nonexistent/dicomweb.json")
 
 
