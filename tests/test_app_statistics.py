@@ -12,7 +12,7 @@ from scipy import ndimage
 
 from radipop_widgets.app import App
 from radipop_widgets.app.app import TABS
-from radipop_widgets.app.statistics import PLOT_WIDTH, area_plot, slice_at
+from radipop_widgets.app.statistics import CURSOR, PLOT_WIDTH, area_plot, slice_at
 from radipop_widgets.io.phantom import phantom_study
 from radipop_widgets.labels import LIVER, SPLEEN
 from radipop_widgets.measure import liver_spleen_ratio
@@ -50,7 +50,7 @@ def click_and_assign(app, reference, label):
 
 def click_plot(app, label, x):
     """A click on an organ's area plot, as the browser delivers it (guarded callback)."""
-    app.statistics.plots[label]._handle_frontend_event(
+    app.statistics.plots[label][CURSOR]._handle_frontend_event(
         None, {"event": "mouse_down", "x": x, "y": 20}, [])
 
 
@@ -196,3 +196,17 @@ def test_measures_only_the_slices_that_may_hold_labels_and_equals_the_api(phanto
     app.session.set_labels(np.zeros_like(reference))
     check()
     assert app.statistics.measurements == {}
+
+
+def test_plots_send_small_pngs_and_a_slice_step_sends_no_image(phantom, tmp_path):
+    _, reference = phantom
+    app = make_app(phantom, tmp_path)
+    app.session.labels[...] = reference
+    app.tabs.selected_index = STATS
+    sent = app.statistics.plot_bytes
+    assert 0 < sent < 2 * 4000                      # two PNGs, not 2 x 94 KB of raw RGBA
+    for z in (2, 3, 9):
+        app.set_slice(z)
+    assert app.statistics.plot_bytes == sent         # only the slice line moves
+    paint(app, 4, reference[4] == SPLEEN, 0)         # the spleen's plot changes, not the liver's
+    assert 0 < app.statistics.plot_bytes - sent < 4000

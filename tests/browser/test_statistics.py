@@ -80,6 +80,12 @@ def test_statistics_tab_shows_the_numbers_and_its_plot_moves_the_slice(server, o
     page.wait_for_function(
         "z => document.querySelector('.radipop-slice-text input').value === String(z)",
         arg=TARGET, timeout=10_000)
+    # the plots' slice line moves there (the composite of the plot's two layers)
+    column = int((TARGET + 0.5) * 420 / expected["n"])
+    page.wait_for_function(
+        """x => { const c = document.querySelector('canvas.radipop-stats-plot-liver');
+                  const d = c.getContext('2d').getImageData(x, 2, 1, 1).data;
+                  return d[0] < 80 && d[1] < 80 && d[2] < 80; }""", arg=column, timeout=10_000)
     harness.wait_counts(page, lambda c: c["red"] > 500)  # slice 22 holds extended liver
     conftest_artifacts = harness.ROOT / "test-artifacts"
     conftest_artifacts.mkdir(exist_ok=True)
