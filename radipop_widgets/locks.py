@@ -2,10 +2,12 @@
 
 A session that edits a study holds ``<session folder>/.radipop-lock.json``: who (the
 JupyterHub user, else the login name), on which host, the process id, since when, and a
-heartbeat renewed every :data:`HEARTBEAT_S` seconds. A second session on the same study
-gets :class:`SessionLockedError` (it names the holder and says how to take over) and the
-folder stays read-only for it: :func:`check_writer`, called by every save, refuses to write
-into a folder (or its autosave folders) whose live lock is another session's.
+heartbeat renewed every :data:`HEARTBEAT_S` seconds. The lock is a kernel's: a session in
+another process (another kernel, another user) gets :class:`SessionLockedError` (it names
+the holder and says how to take over) and the folder stays read-only for it:
+:func:`check_writer`, called by every save, refuses to write into a folder (or its
+autosave folders) whose live lock is another process's. Sessions of one process share
+it (between them the save conflict rule of :mod:`radipop_widgets.persist` applies).
 
 A lock is **stale**, and is taken over without asking, when it was released, when its
 heartbeat is older than :data:`STALE_AFTER_S` seconds, or when it was taken on this host by
@@ -17,14 +19,11 @@ Examples
 --------
 >>> import tempfile
 >>> folder = Path(tempfile.mkdtemp())
->>> first = SessionLock(folder, "session-a", user="alice").acquire()
->>> SessionLock(folder, "session-b", user="bob").acquire()
-Traceback (most recent call last):
-radipop_widgets.locks.SessionLockedError: ... is being edited by alice on ...
->>> second = SessionLock(folder, "session-b", user="bob").acquire(take_over=True)
->>> read_lock(folder).user
-'bob'
->>> second.release(); read_lock(folder).live
+>>> lock = SessionLock(folder, "session-a", user="alice").acquire()
+>>> holder = read_lock(folder)
+>>> holder.user, holder.live, holder.mine
+('alice', True, True)
+>>> lock.release(); read_lock(folder).live
 False
 """
 
@@ -120,6 +119,15 @@ class LockHolder:
     def live(self) -> bool:
         return not self.stale()
 
+    @property
+    def mine(self) -> bool:
+        """Taken by this process."""
+        return (self.host, self.pid) == (socket.gethostname(), os.getpid())
+
+    def blocks(self) -> bool:
+        """A live lock of another process: writing is refused."""
+        return not self.mine and self.live
+
     def text(self) -> str:
         """``alice on host-1 since 2026-12-01 09:10 UTC (seen 12 s ago)``."""
         since = _parse(self.since)
@@ -160,12 +168,12 @@ def _lock_folder(folder: Path) -> Path:
         else folder
 
 
-def check_writer(folder, session_id) -> None:
-    """Raise :class:`SessionLockedError` when a live lock of another session covers
+def check_writer(folder) -> None:
+    """Raise :class:`SessionLockedError` when a live lock of another process covers
     ``folder`` (the session folder itself, or the one an autosave folder belongs to)."""
     lock_folder = _lock_folder(Path(folder))
     holder = read_lock(lock_folder)
-    if holder is not None and holder.session_id != session_id and holder.live:
+    if holder is not None and holder.blocks():
         raise SessionLockedError(lock_folder, holder)
 
 
@@ -217,7 +225,7 @@ class SessionLock:
         """True while the lock file names this session and is not released."""
         holder = read_lock(self.folder)
         return (holder is not None and holder.session_id == self.session_id
-                and holder.released_at is None)
+                and holder.mine and holder.released_at is None)
 
     def _write(self, released: bool = False) -> None:
         now = _iso(_now())
@@ -236,8 +244,7 @@ class SessionLock:
         """
         with _guard(self.folder):
             holder = read_lock(self.folder)
-            if (holder is not None and holder.session_id != self.session_id and holder.live
-                    and not take_over):
+            if holder is not None and holder.blocks() and not take_over:
                 raise SessionLockedError(self.folder, holder)
             if holder is None or holder.session_id != self.session_id or holder.released_at:
                 self._since = _iso(_now())
@@ -246,11 +253,11 @@ class SessionLock:
         return self
 
     def heartbeat(self) -> None:
-        """Renew the heartbeat; raises :class:`SessionLockedError` when another session
+        """Renew the heartbeat; raises :class:`SessionLockedError` when another process
         took the lock over meanwhile (then this one must stop writing)."""
         with _guard(self.folder):
             holder = read_lock(self.folder)
-            if holder is not None and holder.session_id != self.session_id and holder.live:
+            if holder is not None and holder.blocks():
                 raise SessionLockedError(self.folder, holder)
             self._write()
 

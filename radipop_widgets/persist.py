@@ -297,7 +297,7 @@ def save_session(folder, labels: np.ndarray, state: dict, study: Study, *, sessi
 
 
 def _check_may_write(folder: Path, session_id, base, replace: bool) -> None:
-    locks.check_writer(folder, session_id)  # another session edits the study: read-only here
+    locks.check_writer(folder)  # another kernel edits the study: read-only here
     try:
         info = read_session_info(folder)
     except _NewerFormatError as exc:

@@ -23,8 +23,8 @@ class SessionFiles:
     def lock(self, take_over: bool = False) -> locks.SessionLock:
         """Hold the lock of the study's session folder (one writer per study), with a
         heartbeat; raises :class:`~radipop_widgets.locks.SessionLockedError` (who holds
-        it, since when) unless ``take_over``. Saves of a session that does not hold it are
-        refused while another session holds it."""
+        it, since when) unless ``take_over``. While another kernel holds it, every save
+        into the study's folders is refused."""
         lock = self._lock or locks.SessionLock(
             persist.default_session_dir(self.study, self.workspace), self.session_id)
         lock.acquire(take_over=take_over)
@@ -40,11 +40,9 @@ class SessionFiles:
 
     @property
     def editor(self) -> locks.LockHolder | None:
-        """Who else edits this study now (a live lock of another session), else None."""
+        """Who else edits this study now (a live lock of another kernel), else None."""
         holder = locks.read_lock(persist.default_session_dir(self.study, self.workspace))
-        if holder is None or holder.session_id == self.session_id or not holder.live:
-            return None
-        return holder
+        return holder if holder is not None and holder.blocks() else None
 
     def autosave_folder(self) -> Path:
         """Where this session autosaves (chosen once: the study's autosave folder, or one

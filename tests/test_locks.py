@@ -61,64 +61,82 @@ def test_a_silent_lock_on_another_host_is_stale_after_the_heartbeat_limit(tmp_pa
     folder = tmp_path / "study"
     folder.mkdir()
 
-    def write(age_s):
-        now = locks._now()
-        beat = locks._iso(now - locks._dt.timedelta(seconds=age_s))
-        (folder / LOCK_FILE).write_text(json.dumps(
-            {"user": "carol", "host": "elsewhere", "pid": 1, "since": beat, "heartbeat": beat,
-             "session_id": "theirs"}))
-
-    write(locks.STALE_AFTER_S / 2)
+    write_foreign_lock(folder, age_s=locks.STALE_AFTER_S / 2)
     with pytest.raises(SessionLockedError, match="carol on elsewhere"):
         SessionLock(folder, "mine").acquire()
-    write(locks.STALE_AFTER_S + 5)
+    write_foreign_lock(folder, age_s=locks.STALE_AFTER_S + 5)
     assert SessionLock(folder, "mine", user="bob").acquire().held
 
 
+def write_foreign_lock(folder, user="carol", age_s=0.0):
+    """A lock file as another host's kernel writes it."""
+    beat = locks._iso(locks._now() - locks._dt.timedelta(seconds=age_s))
+    (folder / LOCK_FILE).write_text(json.dumps(
+        {"user": user, "host": "elsewhere", "pid": 1, "since": beat, "heartbeat": beat,
+         "session_id": "theirs"}))
+
+
 def test_take_over_makes_the_first_holder_read_only(tmp_path):
-    first = SessionLock(tmp_path, "a", user="alice").acquire()
-    second = SessionLock(tmp_path, "b", user="bob").acquire(take_over=True)
-    assert second.held and not first.held
-    with pytest.raises(SessionLockedError, match="bob"):
-        first.heartbeat()
-    first.release()                              # does not release bob's lock
+    mine = SessionLock(tmp_path, "a", user="alice").acquire()
+    write_foreign_lock(tmp_path, "bob")                  # bob's kernel takes it over
+    assert not mine.held
+    with pytest.raises(SessionLockedError, match="bob on elsewhere"):
+        mine.heartbeat()
+    with pytest.raises(SessionLockedError):
+        locks.check_writer(tmp_path / "autosave")        # its autosave folders too
+    mine.release()                                       # does not release bob's lock
     assert read_lock(tmp_path).user == "bob" and read_lock(tmp_path).live
-    second.release()
+    mine.acquire(take_over=True)                         # and alice takes it back
+    assert mine.held
+    mine.release()
     holder = read_lock(tmp_path)
-    assert holder.user == "bob" and holder.released_at and not holder.live
+    assert holder.user == "alice" and holder.released_at and not holder.live
 
 
-def test_sessions_on_one_study_one_writes_the_other_is_read_only(tmp_path):
+def _edit_elsewhere(study_folder, ready, stop):
+    SessionLock(study_folder, "kernel-2", user="alice").acquire()
+    ready.set()
+    stop.wait(60)
+
+
+def test_a_study_edited_in_another_kernel_is_read_only_here(tmp_path):
     study = synthetic_study()
     workspace = tmp_path / "ws"
-    alice = Session(study, workspace=workspace, autosave=True)
-    bob = Session(study, workspace=workspace, autosave=True)
-    alice.lock()
-    assert alice.editor is None and bob.editor is not None
-    labels = np.zeros(study.shape, np.uint8)
-    labels[2, 5:9, 5:9] = 1
-    bob.set_labels(labels)                                   # bob's autosave is refused
-    assert persist.list_sessions(workspace) == []
-    with pytest.raises(SessionLockedError):
-        bob.save()
-    with pytest.raises(SessionLockedError):                  # the API alone cannot either
-        persist.save_session(persist.default_session_dir(study, workspace),
-                             labels, {}, study)
-    alice.set_labels(labels)
-    assert alice.save().is_dir()
-    bob.lock(take_over=True)
-    with pytest.raises(SessionLockedError, match="being edited by"):
-        alice.save()
-    assert bob.save(replace=True).is_dir()
-    bob.unlock()
-    assert alice.editor is None and not read_lock(persist.default_session_dir(study, workspace)).live
+    folder = persist.default_session_dir(study, workspace)
+    ctx = multiprocessing.get_context("spawn")
+    ready, stop = ctx.Event(), ctx.Event()
+    other = ctx.Process(target=_edit_elsewhere, args=(folder, ready, stop))
+    other.start()
+    try:
+        assert ready.wait(60)
+        bob = Session(study, workspace=workspace, autosave=True)
+        assert bob.editor is not None and bob.editor.user == "alice"
+        with pytest.raises(SessionLockedError, match="being edited by alice"):
+            bob.lock()
+        labels = np.zeros(study.shape, np.uint8)
+        labels[2, 5:9, 5:9] = 1
+        bob.set_labels(labels)                           # bob's autosave is refused
+        assert persist.list_sessions(workspace) == []
+        with pytest.raises(SessionLockedError):
+            bob.save()
+        with pytest.raises(SessionLockedError):          # the API alone cannot either
+            persist.save_session(folder, labels, {}, study)
+        bob.lock(take_over=True)
+        assert bob.editor is None and bob.save().is_dir()
+        bob.unlock()
+        assert not read_lock(folder).live
+    finally:
+        stop.set()
+        other.join(10)
 
 
 def test_sessions_without_locks_keep_their_behaviour(tmp_path):
-    """No lock taken: two sessions save as before (the conflict rule applies)."""
+    """Sessions of one kernel share its lock: between them the conflict rule applies."""
     study = synthetic_study()
     a = Session(study, workspace=tmp_path)
     b = Session(study, workspace=tmp_path)
+    a.lock()
+    b.lock()
     a.save()
     with pytest.raises(persist.SessionConflictError):
         b.save()
