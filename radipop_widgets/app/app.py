@@ -103,7 +103,7 @@ class App:
         self.resume_panel = ResumePanel(ctx, self.workspace,
                                         lambda session: self._show_session(session, offer=False))
         self.studies = StudyPanel(ctx, self.data_root, self.workspace, self._show_session,
-                                  self._show_tab)
+                                  self._show_tab, self.output_root)
         self.pacs = PacsPanel(ctx, self.workspace, self.output_root, self._show_session,
                               self._show_tab)
         self.save_panel = SavePanel(ctx, self.output_root, self.resume_panel)
@@ -401,6 +401,14 @@ class App:
     def open_study(self, index) -> Future:
         """Load the study at ``index`` of the picker in the background and show it."""
         return self.studies.open(index)
+
+    def next_study(self) -> Future | None:
+        """Open the study after the open one in the worklist's order (None at the end)."""
+        return self.studies.step(1)
+
+    def previous_study(self) -> Future | None:
+        """Open the study before the open one in the worklist's order (None at the start)."""
+        return self.studies.step(-1)
 
     def search_pacs(self) -> Future:
         """Search the PACS tab's server for the patient / date typed (a job)."""

@@ -1,4 +1,5 @@
-"""The Study panel: the studies of the data folder, opening one, its patient data."""
+"""The Study panel: the worklist of the data folder (status, who, volumes, flags), opening
+a study from its row, next / previous study, its patient data."""
 
 from __future__ import annotations
 
@@ -10,75 +11,103 @@ from typing import Callable
 
 import ipywidgets as widgets
 
-from .. import persist
+from ..cohort import Worklist
 from ..errors import RadipopError
-from ..io import load_study, scan_studies
+from ..io import load_study
 from ..session import Session
 from .context import Context
 from .offer import local_time
 from .ui import button, clamp_int, heading, tagged
+from .worklist import WorklistPanel, row_text
 
 
 class StudyPanel:
-    """Lists the studies under ``data_root`` and opens one as a job.
+    """Lists the studies under ``data_root`` as the worklist and opens one as a job.
 
     ``show_session(session)`` binds the dashboard to the opened study's session;
     ``show_tab(name)`` selects a tab ("Study" when the first study fails to open, so the
     error stays in view; "Segment" once a study is open). The page is not switched to
     "Study" and back while it loads: the browser's tab bar, still being built, would send
-    its own tab back and win.
+    its own tab back and win. The study shown holds its session-folder lock
+    (:mod:`radipop_widgets.locks`); when another kernel holds it, the study is read-only
+    here until taken over.
     """
 
     def __init__(self, ctx: Context, data_root: Path | None, workspace: Path,
-                 show_session: Callable[[Session], None], show_tab: Callable[[str], None]):
+                 show_session: Callable[[Session], None], show_tab: Callable[[str], None],
+                 output_root: Path | None = None):
         self.ctx = ctx
         self.data_root = data_root
         self.workspace = workspace
         self.show_session = show_session
         self.show_tab = show_tab
         self.entries = []
-        self.study_list = widgets.Select(options=[], rows=8, layout=widgets.Layout(width="98%"))
+        worklist = Worklist(data_root, workspace) if data_root is not None else None
+        self.worklist = WorklistPanel(ctx, worklist, output_root or workspace.parent / "exports",
+                                      self.refresh)
+        self.study_list = self.worklist.table
+        self._shown: Session | None = None
         self.refresh_button = button("Refresh", "Scan the data folder again", icon="refresh")
         self.open_button = button("Open", "Open the selected study", "#c8e6c9", icon="folder-open")
+        self.previous_button = button("Previous", "Open the study above this one in the list",
+                                      icon="arrow-up")
+        self.next_button = button("Next", "Open the study below this one in the list",
+                                  icon="arrow-down")
         self.data_root_text = widgets.HTML()
         self.metadata = widgets.HTML()
+        w = self.worklist
         self.widget = widgets.VBox([
-            self.data_root_text, self.study_list,
-            widgets.HBox([self.open_button, self.refresh_button]),
+            self.data_root_text, w.lock_row, w.controls, w.header, self.study_list, w.summary,
+            widgets.HBox([self.open_button, self.previous_button, self.next_button,
+                          self.refresh_button]),
+            w.actions,
             widgets.HTML("<small style='color:#555'>Listed: DICOM CT series and CT NIfTI "
                          "files. Label maps and other files are left out.</small>"),
             heading("This study (shown, never logged)"), self.metadata])
-        tagged({"study-list": self.study_list, "open": self.open_button})
-        ctx.jobs.hold(self.open_button)
+        tagged({"study-list": self.study_list, "open": self.open_button,
+                "next-study": self.next_button, "previous-study": self.previous_button})
+        ctx.jobs.hold(self.open_button, self.next_button, self.previous_button)
         self.refresh_button.on_click(ctx.callback("Scanning the data folder")(
             lambda _: self.refresh()))
         self.open_button.on_click(ctx.callback("Opening the study")(
             lambda _: self.open(self.study_list.value)))
+        self.next_button.on_click(ctx.callback("Opening the next study")(
+            lambda _: self.step(1)))
+        self.previous_button.on_click(ctx.callback("Opening the previous study")(
+            lambda _: self.step(-1)))
 
     def refresh(self) -> None:
-        """Scan the data folder and list its studies (marking those with a saved session)."""
+        """Scan the data folder and the workspace; list the studies with their status,
+        volumes and flags (marking those with a saved session)."""
         if self.data_root is None:
             self.data_root_text.value = "No data folder configured."
             return
         chosen = self._entry_key(self.study_list.value)
-        self.entries = list(scan_studies(self.data_root))
-        saved = self._saved_sessions()
-        options = []
-        for i, entry in enumerate(self.entries):
-            path = Path(entry.path)
-            name = entry.description or path.name
+        rows = self.worklist.scan()
+        self.entries = [row.entry for row in rows]
+        texts = {}
+        for i, row in enumerate(rows):
+            path = Path(row.entry.path)
             rel = path.relative_to(self.data_root) if path.is_relative_to(self.data_root) \
                 else path.name
-            when = saved.get(str(path.resolve()))
-            note = f" · saved session ({when})" if when else ""
-            options.append((f"{name} — {entry.n_slices} slices — {rel}{note}", i))
+            saved = [s for s in row.sessions if s.kind == "saved"]
+            texts[i] = row_text(row, str(rel), local_time(saved[0].saved_at) if saved else None)
+        self.worklist.texts = texts
         keys = [self._entry_key(i) for i in range(len(self.entries))]
-        with self.ctx.quiet():
-            self.study_list.options = options     # (selects the first: the choice is kept)
-            self.study_list.value = keys.index(chosen) if chosen in keys else \
-                self._index_of(self.ctx.session)
+        self.worklist.render(keys.index(chosen) if chosen in keys else
+                             self._index_of(self.ctx.session))
         self.data_root_text.value = (f"<small>Data folder: <code>{html.escape(str(self.data_root))}"
-                                     f"</code> · {len(options)} studies</small>")
+                                     f"</code> · {len(rows)} studies</small>")
+
+    def step(self, delta: int) -> Future | None:
+        """Open the next (``delta`` 1) or previous (-1) study in the list's order."""
+        current = self._index_of(self.ctx.session)
+        index = self.worklist.neighbour(current if current is not None
+                                        else self.study_list.value, delta)
+        if index is None or index == current:
+            self.ctx.status(f"This is the {'last' if delta > 0 else 'first'} study of the list.")
+            return None
+        return self.open(index)
 
     def _entry_key(self, index):
         """What identifies the entry at ``index`` across rescans (None: no such entry)."""
@@ -100,16 +129,6 @@ class StudyPanel:
             return same[0] if len(same) == 1 else None
         return None
 
-    def _saved_sessions(self) -> dict[str, str]:
-        """Resolved study path -> when its session was saved (local time); damaged
-        sessions and autosaves are left out."""
-        found = {}
-        for entry in persist.list_sessions(self.workspace):
-            if entry.kind == "saved" and not entry.damaged and isinstance(entry.study_path, str):
-                with contextlib.suppress(OSError, ValueError, RuntimeError):
-                    found[str(Path(entry.study_path).resolve())] = local_time(entry.saved_at)
-        return found
-
     def open(self, index) -> Future:
         """Load the study at ``index`` of the list as a job and show it; returns a Future."""
         index = clamp_int(index, 0, len(self.entries) - 1) if self.entries else None
@@ -125,7 +144,12 @@ class StudyPanel:
             session.phase  # noqa: B018 - estimated (once) here in the worker, not on show
             return session
 
+        key = self.worklist.rows[index].key if index < len(self.worklist.rows) else None
+
         def done(session):
+            if self.worklist.worklist is not None and key is not None:
+                phase = session.phase
+                self.worklist.worklist.note(key, phase=phase.name if phase else None)
             self.show_session(session)
             with self.ctx.quiet():
                 self.study_list.value = index
@@ -137,7 +161,10 @@ class StudyPanel:
         return self.ctx.jobs.run("Loading", work, done, "Opening the study", failed)
 
     def show(self, session) -> None:
-        """Show the patient data, the geometry and the contrast phase of the session's study."""
+        """Show the patient data, the geometry and the contrast phase of the session's study;
+        take its lock (or say who edits it)."""
+        previous, self._shown = self._shown, session
+        self.worklist.bind(session, previous)
         index = self._index_of(session)
         if index is not None and index != self.study_list.value:
             with self.ctx.quiet():

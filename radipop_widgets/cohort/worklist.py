@@ -206,12 +206,22 @@ class Worklist:
         """Scan the data folder and the workspace; the rows, sorted by path."""
         sessions: dict[str, list] = {}
         for s in persist.list_sessions(self.workspace):
-            key = _session_key(s, self.workspace)
-            if key is not None and not s.damaged:
+            if s.damaged:
+                continue
+            keys = {_session_key(s, self.workspace)}
+            if s.study_path:
+                keys.add(_path_key(s.study_path, s.series_uid))
+            for key in keys - {None}:
                 sessions.setdefault(key, []).append(s)
+        entries = self.scan_entries(progress)
+        seen: dict[str, int] = {}
+        for entry, _ in entries:
+            seen[row_key(entry)] = seen.get(row_key(entry), 0) + 1
         rows = []
-        for entry, details in self.scan_entries(progress):
+        for entry, details in entries:
             key = row_key(entry)
+            if seen[key] > 1:   # one series in several folders (copies): told apart by path
+                key = _path_key(entry.path, entry.series_uid)
             found = sorted(sessions.get(key, []), key=lambda s: s.saved_at or "", reverse=True)
             row = WorklistRow(key, entry, details.get("thickness_mm"),
                               tuple(details["pixel_mm"]) if details.get("pixel_mm") else None,

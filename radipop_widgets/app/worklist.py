@@ -1,0 +1,224 @@
+"""The worklist panel: the data folder's studies as a table (status, who, volumes, last
+edit, flags), sorted and filtered; done / undo done; who else edits the open study (and
+taking it over); the cohort export as a job.
+
+The table is the Study tab's list (``table``, a Select whose values are indexes of
+``rows``); :class:`~radipop_widgets.app.studies.StudyPanel` opens the chosen row.
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from typing import Callable
+
+import ipywidgets as widgets
+
+from ..cohort import DONE, CohortError, Worklist, export_cohort, study_flags
+from ..cohort.status import STATES
+from ..cohort.worklist import WorklistRow, study_row_key
+from ..locks import SessionLockedError
+from .context import Context
+from .offer import local_time
+from .ui import button, tagged
+
+SORTS = {"folder": lambda r: r.entry.path,
+         "status": lambda r: (STATES.index(r.status), r.entry.path),
+         "liver mL": lambda r: -((r.volumes_ml or {}).get("liver") or 0),
+         "spleen mL": lambda r: -((r.volumes_ml or {}).get("spleen") or 0),
+         "last edit": lambda r: "~" if not r.last_edit else _negate(r.last_edit),
+         "flags": lambda r: -len(r.flags)}
+HEADER = "status       by          liver  spleen  flags | study — slices, thickness — folder"
+
+
+def _negate(text: str) -> str:
+    return "".join(chr(0x10FFFF - ord(c)) for c in text)
+
+
+def row_text(row: WorklistRow, rel: str, saved_at: str | None) -> str:
+    """One line of the table (monospace)."""
+    v = row.volumes_ml or {}
+    ml = [f"{v[o]:6.0f}" if v.get(o) else "     —" for o in ("liver", "spleen")]
+    thick = f", {row.thickness_mm:g} mm" if row.thickness_mm else ""
+    note = f" · saved session ({saved_at})" if saved_at else ""
+    phase = f", {row.phase}" if row.phase else ""
+    return (f"{row.status:<12} {(row.by or '')[:10]:<10} {ml[0]} {ml[1]}  "
+            f"{len(row.flags) or '':>5} | {row.description} — {row.entry.n_slices} slices"
+            f"{thick}{phase} — {rel}{note}")
+
+
+class WorklistPanel:
+    """The table and the cohort actions; ``ctx`` gives the open session."""
+
+    def __init__(self, ctx: Context, worklist: Worklist | None, output_root: Path | None,
+                 refresh: Callable[[], None]):
+        self.ctx = ctx
+        self.worklist = worklist
+        self.output_root = output_root
+        self.refresh = refresh  # rescan and redraw (the Study panel's refresh)
+        self.rows: list[WorklistRow] = []
+        self.texts: dict[int, str] = {}   # row index -> its line
+        self.table = widgets.Select(options=[], rows=10, layout=widgets.Layout(width="98%"))
+        self.table.add_class("radipop-mono")
+        self.header = widgets.HTML(f"<pre style='margin:0;font-size:11px'>{HEADER}</pre>")
+        self.filter_text = widgets.Text(placeholder="filter: words of the study or folder",
+                                        layout=widgets.Layout(width="220px"))
+        self.status_filter = widgets.Dropdown(options=["all", *STATES], value="all",
+                                              layout=widgets.Layout(width="120px"))
+        self.sort = widgets.Dropdown(options=list(SORTS), value="folder",
+                                     layout=widgets.Layout(width="110px"))
+        self.done_button = button("Mark done", "Save this study's session and mark it done",
+                                  "#c8e6c9", icon="check")
+        self.undo_done_button = button("Undo done", "This study is in progress again",
+                                       icon="undo")
+        self.export_button = button("Export cohort", "Every done study: its mask and one row "
+                                    "of cohort.csv", icon="table")
+        self.take_over_button = button("Take over", "Edit this study here; the other page "
+                                       "can no longer save it", "#ffe0b2")
+        self.lock_text = widgets.HTML()
+        self.summary = widgets.HTML()
+        self.lock_row = widgets.HBox([self.lock_text, self.take_over_button],
+                                     layout=widgets.Layout(display="none"))
+        self.controls = widgets.HBox([self.filter_text, self.status_filter,
+                                      widgets.HTML("sort"), self.sort])
+        self.actions = widgets.HBox([self.done_button, self.undo_done_button,
+                                     self.export_button])
+        tagged({"worklist": self.table, "worklist-filter": self.filter_text,
+                "mark-done": self.done_button, "undo-done": self.undo_done_button,
+                "export-cohort": self.export_button, "take-over": self.take_over_button})
+        ctx.jobs.hold(self.done_button, self.undo_done_button, self.export_button)
+        cb = ctx.callback
+        for control in (self.filter_text, self.status_filter, self.sort):
+            control.observe(cb("Sorting the worklist")(lambda _: self.render()), "value")
+        self.done_button.on_click(cb("Marking the study done")(lambda _: self.mark_done()))
+        self.undo_done_button.on_click(cb("Undoing done")(lambda _: self.undo_done()))
+        self.export_button.on_click(cb("Exporting the cohort")(lambda _: self.export()))
+        self.take_over_button.on_click(cb("Taking the study over")(lambda _: self.take_over()))
+
+    # ----------------------------------------------------------------- the table
+    def scan(self) -> list[WorklistRow]:
+        self.rows = self.worklist.scan() if self.worklist is not None else []
+        return self.rows
+
+    def order(self) -> list[int]:
+        """Indexes of ``rows`` as the table shows them (filtered, sorted)."""
+        words = self.filter_text.value.lower().split()
+        status = self.status_filter.value
+        shown = [i for i, r in enumerate(self.rows)
+                 if (status == "all" or r.status == status)
+                 and all(w in (r.description + " " + r.entry.path).lower() for w in words)]
+        return sorted(shown, key=lambda i: SORTS[self.sort.value](self.rows[i]))
+
+    def render(self, chosen: int | None = None) -> None:
+        """Show the rows (keeping the chosen one when it is still shown)."""
+        chosen = self.table.value if chosen is None else chosen
+        order = self.order()
+        with self.ctx.quiet():
+            self.table.options = [(self.texts.get(i) or self.rows[i].description, i)
+                                  for i in order]
+            self.table.value = chosen if chosen in order else None
+        counts = {s: sum(r.status == s for r in self.rows) for s in STATES}
+        self.summary.value = ("<small>" + " · ".join(f"{n} {s}" for s, n in counts.items())
+                              + f" · {len(order)} shown</small>")
+
+    def neighbour(self, index: int | None, step: int) -> int | None:
+        """The row ``step`` places after ``index`` in the table's order (None at an end)."""
+        order = self.order()
+        if not order:
+            return None
+        if index not in order:
+            return order[0] if step > 0 else order[-1]
+        at = order.index(index) + step
+        return order[at] if 0 <= at < len(order) else None
+
+    def index_of(self, study) -> int | None:
+        """The row of ``study``: by its path (a series copied into several folders), else
+        by its key."""
+        if study.path is not None:
+            path = str(Path(study.path).resolve())
+            same = [i for i, r in enumerate(self.rows)
+                    if str(Path(r.entry.path).resolve()) == path]
+            if len(same) > 1:
+                same = [i for i in same if self.rows[i].entry.series_uid == study.series_uid]
+            if len(same) == 1:
+                return same[0]
+        key = study_row_key(study)
+        return next((i for i, r in enumerate(self.rows) if r.key == key), None)
+
+    # ----------------------------------------------------------------- actions
+    def _open_row(self) -> WorklistRow:
+        session = self.ctx.session
+        index = self.index_of(session.study) if session is not None else None
+        if index is None:
+            raise CohortError("Open a study of the worklist first.")
+        return self.rows[index]
+
+    def mark_done(self) -> None:
+        """Save the open study's session, then mark it done with the checks of its labels."""
+        session = self.ctx.require_session()
+        row = self._open_row()
+        session.save()
+        self.scan()
+        row = self.rows[self.index_of(session.study)]
+        measurements = session.measurements()
+        phase = session.phase.name if session.phase else None
+        flags = study_flags(session.labels, measurements, session.study.spacing, phase)
+        self.worklist.note(row.key, phase=phase)
+        self.worklist.mark_done(row.key, flags=flags)
+        self.refresh()
+        said = "; ".join(f.text() for f in flags) or "no flags"
+        self.ctx.status(f"{row.description}: done ({said}).")
+
+    def undo_done(self) -> None:
+        row = self._open_row()
+        if row.status != DONE:
+            raise CohortError(f"{row.description} is not marked done.")
+        self.worklist.undo_done(row.key)
+        self.refresh()
+        self.ctx.status(f"{row.description}: in progress again.")
+
+    def export(self):
+        """Export the cohort into ``<output root>/cohort`` as a job."""
+        if self.worklist is None:
+            raise CohortError("No data folder: the cohort export needs one.")
+        out = Path(self.output_root) / "cohort"
+
+        def work(progress):
+            return export_cohort(self.worklist, out,
+                                 progress=lambda i, n, _: progress(i, n))
+
+        def done(report):
+            failed = "".join(f"; not exported: {w} ({why})" for w, why in report.failed)
+            self.ctx.status(f"{len(report.rows)} done studies exported to {report.out}{failed}")
+            self.refresh()
+        return self.ctx.jobs.run("Exporting the cohort", work, done, "Exporting the cohort")
+
+    # ----------------------------------------------------------------- the lock
+    def bind(self, session, previous) -> None:
+        """The dashboard shows ``session``: release the previous session's lock, take this
+        one's, or show who edits the study and offer to take it over."""
+        if previous is not None and previous is not session:
+            previous.unlock()
+        try:
+            session.lock()
+        except SessionLockedError as exc:
+            session.autosave = False
+            self.show_lock(exc.holder.text())
+            self.ctx.messages.warning(str(exc))
+            return
+        session.autosave = True
+        self.show_lock(None)
+
+    def show_lock(self, holder_text: str | None) -> None:
+        self.lock_row.layout.display = "none" if holder_text is None else "flex"
+        if holder_text is not None:
+            self.lock_text.value = (f"<b style='color:#b26a00'>Read-only</b>: being edited by "
+                                    f"{html.escape(holder_text)}; nothing is saved here. ")
+
+    def take_over(self) -> None:
+        session = self.ctx.require_session()
+        session.lock(take_over=True)
+        session.autosave = True
+        self.show_lock(None)
+        self.ctx.status("You edit this study now; the other page can no longer save it.")
+

@@ -1,0 +1,105 @@
+"""The worklist in the dashboard: the table, open a row, next / previous, done and undo,
+sort and filter, read-only while another kernel edits the study, the cohort export job."""
+
+from __future__ import annotations
+
+import multiprocessing
+
+import pytest
+
+from radipop_widgets import persist
+from radipop_widgets.app import App
+from radipop_widgets.io.phantom import write_phantom_series
+from radipop_widgets.locks import SessionLock
+from test_cohort_data import loaded_labels
+
+GEOMETRY = dict(shape=(8, 64, 64), pixel_mm=5.0, slice_mm=20.0)
+
+
+@pytest.fixture
+def app(tmp_path):
+    data = tmp_path / "data"
+    for i, name in enumerate(("s1", "s2", "s3")):
+        write_phantom_series(data / name, **GEOMETRY, seed=i + 1)
+    app = App(data_root=data, workspace=tmp_path / "ws", output_root=tmp_path / "exports",
+              background=False)
+    yield app
+    if app.session is not None:
+        app.session.unlock()
+
+
+def shown(app):
+    return [app.studies.entries[i].path for _, i in app.studies.study_list.options]
+
+
+def test_open_next_previous_follow_the_tables_order(app):
+    order = [i for _, i in app.studies.study_list.options]
+    assert len(order) == 3 and app.studies.study_list.value == order[0]
+    app.next_study()
+    assert app.studies.study_list.value == order[1]
+    assert app.session.study.path.parent.name == "s2"
+    app.next_study()
+    assert app.next_study() is None and "last study" in app.messages.messages[0][1]
+    app.previous_study()
+    assert app.studies.study_list.value == order[1]
+    app.studies.worklist.sort.value = "folder"
+    app.studies.worklist.filter_text.value = "s3"
+    assert [p.split("/")[-2] for p in shown(app)] == ["s3"]
+    app.studies.worklist.filter_text.value = ""
+
+
+def test_mark_done_saves_and_undo_done_takes_it_back(app):
+    session = app.session
+    session.set_labels(loaded_labels(session.study.path))
+    app.studies.worklist.done_button.click()
+    row = app.studies.worklist.rows[app.studies.study_list.value]
+    assert row.status == "done" and row.by and row.session.kind == "saved"
+    assert "done (" in app.messages.messages[0][1]
+    label = dict((i, t) for t, i in app.studies.study_list.options)[app.studies.study_list.value]
+    assert label.startswith("done") and "saved session (20" in label
+    assert row.volumes_ml["liver"] == pytest.approx(session.volumes_ml()["liver"])
+    app.studies.worklist.status_filter.value = "done"
+    assert len(app.studies.study_list.options) == 1
+    app.studies.worklist.status_filter.value = "all"
+    app.studies.worklist.undo_done_button.click()
+    row = app.studies.worklist.rows[app.studies.study_list.value]
+    assert row.status == "in progress"
+
+
+def test_cohort_export_from_the_dashboard(app, tmp_path):
+    app.session.set_labels(loaded_labels(app.session.study.path))
+    app.studies.worklist.mark_done()
+    app.studies.worklist.export()
+    assert (tmp_path / "exports" / "cohort" / "cohort.csv").is_file()
+    assert "1 done studies exported" in app.messages.messages[0][1]
+
+
+def _hold(folder, ready, stop):
+    SessionLock(folder, "other-kernel", user="carol").acquire()
+    ready.set()
+    stop.wait(60)
+
+
+def test_a_study_another_kernel_edits_opens_read_only_until_taken_over(app):
+    folder = persist.default_session_dir(app.session.study, app.workspace)
+    app.session.unlock()
+    ctx = multiprocessing.get_context("spawn")
+    ready, stop = ctx.Event(), ctx.Event()
+    other = ctx.Process(target=_hold, args=(folder, ready, stop))
+    other.start()
+    try:
+        assert ready.wait(60)
+        app.studies.refresh()
+        row = app.studies.worklist.rows[app.studies.study_list.value]
+        assert row.editor is not None and row.by == "carol"
+        app.open_study(app.studies.study_list.value)              # opened again: read-only
+        panel = app.studies.worklist
+        assert panel.lock_row.layout.display == "flex" and "carol" in panel.lock_text.value
+        assert not app.session.autosave
+        assert any("being edited by carol" in text for _, text in app.messages.messages)
+        panel.take_over_button.click()
+        assert panel.lock_row.layout.display == "none" and app.session.autosave
+        assert app.session.editor is None
+    finally:
+        stop.set()
+        other.join(10)
