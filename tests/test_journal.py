@@ -298,3 +298,34 @@ def test_a_kernel_killed_right_after_an_edit_keeps_it(tmp_path, kill_after, dela
     assert matches, f"reopened labels match none of the states after edit {done} or {done + 1}"
     assert choice.volumes_ml == pytest.approx(
         measure.volumes_ml(opened.labels, opened.study.spacing))
+
+
+def test_the_dashboard_resumes_journalled_work_of_a_lost_kernel(tmp_path, slow_snapshots):
+    """Through the App's handlers: click + Liver, click + Spleen, Undo, Redo, a threshold
+    change; the App is dropped unsaved; a new one offers the autosave with the volumes of
+    the last edit and resumes every edit."""
+    from radipop_widgets.app import App
+    from radipop_widgets.io.phantom import phantom_study
+    from test_app_controller import GEOMETRY, organ_point
+
+    study, reference = phantom_study(**GEOMETRY)
+    lost = App(study=study, workspace=tmp_path)
+    for label in (LIVER, SPLEEN):
+        x, y, _ = organ_point(lost, reference, label)
+        lost.mouse_down(x, y)
+        lost.mouse_up(x, y)
+        assert lost.assign(label)
+    lost.undo()
+    lost.redo()
+    lost.set_thresholds(organ=lost.session.thresholds(lost.z).organ + 7)
+    folder = lost.session.autosave_folder()
+    assert persist.read_session_info(folder)["journal"]["seq"] == 0      # 4 edits journalled
+    volumes = lost.session.volumes_ml()
+
+    again = App(study=study, workspace=tmp_path)
+    (label, _), = again.resume_panel.choice.options
+    assert label.startswith("autosaved") and f"spleen {volumes['spleen']:.1f} mL" in label
+    again.resume_panel.resume_button.click()
+    np.testing.assert_array_equal(again.session.labels, lost.session.labels)
+    assert again.session.state() == lost.session.state()
+    assert again.header.volumes.value == lost.header.volumes.value
