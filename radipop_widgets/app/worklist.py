@@ -28,7 +28,10 @@ SORTS = {"folder": lambda r: r.entry.path,
          "spleen mL": lambda r: -((r.volumes_ml or {}).get("spleen") or 0),
          "last edit": lambda r: "~" if not r.last_edit else _negate(r.last_edit),
          "flags": lambda r: -len(r.flags)}
-HEADER = "status       by          liver  spleen  flags | study — slices, thickness — folder"
+HEADER = "status       by          liver spleen  flags | folder — study — slices, thickness"
+#: the table in a monospace font, so that its columns line up under the header
+CSS = ("<style>.radipop-mono select, .radipop-worklist-header pre {font-family: "
+       "'DejaVu Sans Mono', monospace; font-size: 11px}</style>")
 
 
 def _negate(text: str) -> str:
@@ -43,8 +46,8 @@ def row_text(row: WorklistRow, rel: str, saved_at: str | None) -> str:
     note = f" · saved session ({saved_at})" if saved_at else ""
     phase = f", {row.phase}" if row.phase else ""
     return (f"{row.status:<12} {(row.by or '')[:10]:<10} {ml[0]} {ml[1]}  "
-            f"{len(row.flags) or '':>5} | {row.description} — {row.entry.n_slices} slices"
-            f"{thick}{phase} — {rel}{note}")
+            f"{len(row.flags) or '':>5} | {rel} — {row.description} — {row.entry.n_slices} "
+            f"slices{thick}{phase}{note}")
 
 
 class WorklistPanel:
@@ -60,7 +63,7 @@ class WorklistPanel:
         self.texts: dict[int, str] = {}   # row index -> its line
         self.table = widgets.Select(options=[], rows=10, layout=widgets.Layout(width="98%"))
         self.table.add_class("radipop-mono")
-        self.header = widgets.HTML(f"<pre style='margin:0;font-size:11px'>{HEADER}</pre>")
+        self.header = widgets.HTML(f"{CSS}<pre style='margin:0'>{HEADER}</pre>")
         self.filter_text = widgets.Text(placeholder="filter: words of the study or folder",
                                         layout=widgets.Layout(width="220px"))
         self.status_filter = widgets.Dropdown(options=["all", *STATES], value="all",
@@ -83,7 +86,7 @@ class WorklistPanel:
                                       widgets.HTML("sort"), self.sort])
         self.actions = widgets.HBox([self.done_button, self.undo_done_button,
                                      self.export_button])
-        tagged({"worklist": self.table, "worklist-filter": self.filter_text,
+        tagged({"worklist": self.table, "worklist-header": self.header, "worklist-filter": self.filter_text,
                 "mark-done": self.done_button, "undo-done": self.undo_done_button,
                 "export-cohort": self.export_button, "take-over": self.take_over_button})
         ctx.jobs.hold(self.done_button, self.undo_done_button, self.export_button)
