@@ -388,6 +388,60 @@ def test_the_idle_culler_stops_a_server_nobody_uses():
         assert lab.stop() == []
 
 
+def test_the_one_command_starts_a_trial_that_ctrl_c_stops(tmp_path):
+    """``bash scripts/hub.sh --port N`` (shared mode, its own password and proxy token),
+    a user logs in and sees the dashboard; Ctrl+C (SIGINT to its group) stops everything."""
+    import psutil
+    import requests
+
+    if not CHP.exists():
+        pytest.skip(f"configurable-http-proxy is missing ({CHP})")
+    state = Path(tempfile.mkdtemp(prefix="radipop-hub-"))
+    port, api, proxy_api = free_ports(3)
+    env = {**os.environ, "RADIPOP_HUB_STATE": str(state), "RADIPOP_HUB_API_PORT": str(api),
+           "RADIPOP_HUB_PROXY_API_PORT": str(proxy_api),
+           "RADIPOP_DATA": str(shared_data(state / "data"))}
+    for name in ("RADIPOP_HUB_PASSWORD", "CONFIGPROXY_AUTH_TOKEN", "RADIPOP_HUB_ISOLATION"):
+        env.pop(name, None)
+    log = tmp_path / "hub.log"
+    script = subprocess.Popen(
+        ["bash", str(REPO / "scripts" / "hub.sh"), "--port", str(port)], env=env,
+        stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
+        # As in a terminal: SIGINT not ignored even when pytest runs as a background job.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # noqa: PLW1509
+    lab = LabHub([])
+    lab.url, lab.password = f"http://127.0.0.1:{port}", None
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and script.poll() is None:
+            try:
+                if requests.get(lab.url + "/hub/api", timeout=2).ok:
+                    break
+            except requests.ConnectionError:
+                time.sleep(0.3)
+        lab.password = (state / "trial_password").read_text().strip()
+        assert f"http://127.0.0.1:{port}/ (any user name, password: {lab.password}" in \
+            log.read_text()
+        for secret in ("trial_password", "proxy_auth_token"):
+            assert (state / secret).stat().st_mode & 0o777 == 0o600
+        session = lab.login("trial")
+        page = lab.open_dashboard(session, "trial")
+        assert page.status_code == 200 and WIDGET_VIEW in page.text, log.read_text()[-3000:]
+        tree = [script.pid] + [p.pid for p in psutil.Process(script.pid).children(True)]
+        assert len(tree) >= 6  # hub, proxy, culler, the user's proxy, Voilà, kernel
+        os.killpg(script.pid, signal.SIGINT)
+        assert script.wait(30) == 0
+        time.sleep(1)
+        left = [pid for pid in tree if psutil.pid_exists(pid)
+                and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
+        assert left == [], log.read_text()[-3000:]
+    finally:
+        if script.poll() is None:
+            os.killpg(script.pid, signal.SIGKILL)
+        lab.stop()
+        shutil.rmtree(state, ignore_errors=True)
+
+
 # ---------------------------------------------------------------- the launcher, without a hub
 
 def test_the_memory_limit_stops_an_allocation_beyond_it():
