@@ -96,7 +96,7 @@ class LabHub:
     """A hub of the lab server with its own state folder and unix users, on 127.0.0.1."""
 
     def __init__(self, users, mem_limit=MEM_LIMIT, cpu_limit=1, max_kernels=2,
-                 cull_idle=3600, data=None):
+                 cull_idle=3600, data=None, also_allowed=()):
         self.state = Path(tempfile.mkdtemp(prefix="radipop-hub-"))
         self.state.chmod(0o711)
         self.users = list(users)
@@ -111,7 +111,7 @@ class LabHub:
             "RADIPOP_HUB_PROXY_API_PORT": str(proxy_api),
             "RADIPOP_HUB_STATE": str(self.state), "RADIPOP_HUB_USERS_ROOT": str(self.users_root),
             "RADIPOP_HUB_ISOLATION": "unix", "RADIPOP_HUB_PASSWORD": self.password,
-            "RADIPOP_HUB_USERS": ",".join(self.users),
+            "RADIPOP_HUB_USERS": ",".join([*self.users, *also_allowed]),
             "RADIPOP_HUB_MEM_LIMIT": str(mem_limit), "RADIPOP_HUB_CPU_LIMIT": str(cpu_limit),
             "RADIPOP_HUB_MAX_KERNELS": str(max_kernels),
             "RADIPOP_HUB_CULL_IDLE": str(cull_idle), "RADIPOP_HUB_ACTIVITY_INTERVAL": "5",
@@ -249,7 +249,7 @@ def hub():
     reason = requirements()
     if reason:
         pytest.skip(reason)
-    lab = LabHub(NAMES)
+    lab = LabHub(NAMES, also_allowed=["daemon"])
     try:
         lab.start()
         yield lab
@@ -276,6 +276,16 @@ def test_a_wrong_password_is_refused(hub):
                             data={"username": hub.users[0], "password": "not-the-password",
                                   "_xsrf": session.cookies.get("_xsrf", path="/hub/")})
     assert response.status_code == 403
+
+
+def test_a_system_account_gets_no_server(hub):
+    """With one shared password anyone can log in under any allowed name: a name that is a
+    system account (uid < 1000, here 'daemon') must not get a server running as it."""
+    session = hub.login("daemon")
+    response = hub.open_dashboard(session, "daemon", timeout=20)
+    assert WIDGET_VIEW not in response.text
+    assert "system account uid" in hub.log.read_text()
+    assert not [p for p in hub.processes("daemon") if "user_server" in " ".join(p.cmdline())]
 
 
 def test_each_user_gets_the_dashboard_in_their_own_process(hub, dashboards):

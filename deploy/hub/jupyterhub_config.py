@@ -16,6 +16,8 @@ RADIPOP_HUB_ISOLATION           ``unix``: each hub user is the unix user of the 
                                 server runs as RADIPOP_HUB_RUN_AS (default: the hub's own)
 RADIPOP_HUB_PYTHON              the Python the users' servers run (default: the hub's); it
                                 must be executable by them and see this venv's packages
+RADIPOP_HUB_MIN_UID             ``unix``: lowest uid a server may run as (1000: no root,
+                                no system account, whatever name logs in)
 RADIPOP_HUB_PASSWORD            the trial's shared password (SharedPasswordAuthenticator)
 RADIPOP_HUB_USERS               allowed user names, comma-separated (default: anyone
                                 with the password)
@@ -64,6 +66,7 @@ HUB_ACCOUNT = pwd.getpwuid(os.getuid())[0]
 RUN_AS = env("RADIPOP_HUB_RUN_AS") or HUB_ACCOUNT
 PYTHON = env("RADIPOP_HUB_PYTHON") or sys.executable
 CULL_IDLE = int(env("RADIPOP_HUB_CULL_IDLE", "3600"))
+MIN_UID = int(env("RADIPOP_HUB_MIN_UID", "1000"))  # unix mode: no system account (root, ...)
 
 if ISOLATION not in ("unix", "shared"):
     raise HubConfigError(f"RADIPOP_HUB_ISOLATION={ISOLATION!r}: give 'unix' (one unix user "
@@ -161,6 +164,11 @@ class RadipopSpawner(LocalProcessSpawner):
             raise HubConfigError(f"no unix user {self.unix_account()!r} for hub user "
                                  f"{self.user.name!r}: create it (useradd) or use "
                                  "RADIPOP_HUB_ISOLATION=shared") from None
+        if ISOLATION == "unix" and account.pw_uid < MIN_UID:
+            raise HubConfigError(f"hub user {self.user.name!r} is the system account uid "
+                                 f"{account.pw_uid}: servers run only as accounts with uid >= "
+                                 f"{MIN_UID} (RADIPOP_HUB_MIN_UID); give the user a login "
+                                 "account of their own")
         folder = self.user_folder()
         folder.mkdir(mode=0o700, exist_ok=True)
         if IS_ROOT:
