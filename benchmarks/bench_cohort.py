@@ -26,10 +26,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from radipop_widgets.cohort import Worklist, export_cohort  # noqa: E402
-from radipop_widgets.io import load_study  # noqa: E402
-from radipop_widgets.io.phantom import write_phantom_series  # noqa: E402
-from radipop_widgets.session import Session  # noqa: E402
+from radipop_widgets.cohort import Worklist, export_cohort
+from radipop_widgets.io import load_study
+from radipop_widgets.io.phantom import write_phantom_series
+from radipop_widgets.session import Session
 
 
 def timed(fn):

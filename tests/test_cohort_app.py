@@ -6,14 +6,14 @@ from __future__ import annotations
 import multiprocessing
 
 import pytest
+from test_cohort_data import loaded_labels
 
 from radipop_widgets import persist
 from radipop_widgets.app import App
 from radipop_widgets.io.phantom import write_phantom_series
 from radipop_widgets.locks import SessionLock
-from test_cohort_data import loaded_labels
 
-GEOMETRY = dict(shape=(8, 64, 64), pixel_mm=5.0, slice_mm=20.0)
+GEOMETRY = {"shape": (8, 64, 64), "pixel_mm": 5.0, "slice_mm": 20.0}
 
 
 @pytest.fixture
@@ -55,7 +55,7 @@ def test_mark_done_saves_and_undo_done_takes_it_back(app):
     row = app.studies.worklist.rows[app.studies.study_list.value]
     assert row.status == "done" and row.by and row.session.kind == "saved"
     assert "done (" in app.messages.messages[0][1]
-    label = dict((i, t) for t, i in app.studies.study_list.options)[app.studies.study_list.value]
+    label = {i: t for t, i in app.studies.study_list.options}[app.studies.study_list.value]
     assert label.startswith("done") and "saved session (20" in label
     assert row.volumes_ml["liver"] == pytest.approx(session.volumes_ml()["liver"])
     app.studies.worklist.status_filter.value = "done"

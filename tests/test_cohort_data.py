@@ -8,13 +8,12 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import pydicom
+from synthetic import orientation_affine
 
 from radipop_widgets.io import load_study
-import pydicom
-
 from radipop_widgets.io.phantom import make_phantom, write_phantom_series
 from radipop_widgets.session import Session
-from synthetic import orientation_affine
 
 #: (name, kind, shape, pixel mm, slice mm, phase, orientation)
 STUDIES = (

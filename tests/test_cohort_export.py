@@ -12,6 +12,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+from test_cohort_data import NAME_PARTS, label_study, make_cohort
 
 from radipop_widgets import __version__, measure
 from radipop_widgets.cohort import COLUMNS, Worklist, export_cohort, pseudonym
@@ -19,7 +20,6 @@ from radipop_widgets.cohort.pseudonym import SaltError, new_salt_file, read_salt
 from radipop_widgets.io import load_study
 from radipop_widgets.io.phantom import PHANTOM_METADATA
 from radipop_widgets.labelmap import read_nifti_labels
-from test_cohort_data import NAME_PARTS, label_study, make_cohort
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,7 +49,7 @@ def read_csv(path):
 
 
 def test_the_table_and_masks_match_the_sessions(done_cohort, tmp_path):
-    root, paths, sessions = done_cohort
+    root, _, sessions = done_cohort
     calls = []
     report = export_cohort(Worklist(root / "data", root / "ws"), tmp_path / "out",
                            progress=lambda i, n, what: calls.append((i, n)))
@@ -161,7 +161,7 @@ def grep_names(folder: Path) -> list[str]:
 def run_cli(*args, env=None):
     env = dict(os.environ, PYTHONPATH=str(ROOT), **(env or {}))
     return subprocess.run([sys.executable, "-m", "radipop_widgets", *args], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=300)
+                          env=env, capture_output=True, text=True, timeout=300, check=False)
 
 
 def test_the_command_line_end_to_end(done_cohort, tmp_path):
@@ -193,7 +193,7 @@ def test_the_command_line_end_to_end(done_cohort, tmp_path):
 
 
 def test_a_nifti_mask_pairs_with_its_image(done_cohort, tmp_path):
-    root, paths, sessions = done_cohort
+    root, paths, _ = done_cohort
     report = export_cohort(Worklist(root / "data", root / "ws"), tmp_path / "out")
     study = load_study(paths["c_arterial"])
     row = next(r for r in report.rows if r["series_description"] == study.series_description)

@@ -6,12 +6,12 @@ import os
 
 import numpy as np
 import pytest
+from test_cohort_data import STUDIES, label_study, make_cohort
 
 from radipop_widgets.cohort import DONE, IN_PROGRESS, NOT_STARTED, CohortError, Worklist
 from radipop_widgets.cohort.worklist import row_key, study_row_key
 from radipop_widgets.io import load_study
 from radipop_widgets.io.phantom import write_phantom_series
-from test_cohort_data import STUDIES, label_study, make_cohort
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +98,7 @@ def test_the_scan_is_incremental_and_new_studies_appear(tmp_path):
     again = Worklist(data, tmp_path / "ws")                                # a new process
     assert len(again.scan()) == 4 and again.last_scan["read"] == 0
     # a folder whose files change is read again
-    victim = sorted((data / "s1" / "dicom").iterdir())[0]
+    victim = min((data / "s1" / "dicom").iterdir())
     victim.unlink()
     rows = again.scan()
     assert again.last_scan["read"] == 1
@@ -106,7 +106,7 @@ def test_the_scan_is_incremental_and_new_studies_appear(tmp_path):
 
 
 def test_row_keys_match_the_loaded_study(cohort):
-    root, paths = cohort
+    root, _ = cohort
     worklist = Worklist(root / "data")
     for row in worklist.scan_entries():
         entry = row[0]

@@ -10,11 +10,11 @@ import socket
 
 import numpy as np
 import pytest
+from synthetic import synthetic_study
 
 from radipop_widgets import locks, persist
 from radipop_widgets.locks import LOCK_FILE, SessionLock, SessionLockedError, read_lock
 from radipop_widgets.session import Session
-from synthetic import synthetic_study
 
 
 def _hold(folder, ready, stop):

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import html
+from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Callable
 
 import ipywidgets as widgets
 

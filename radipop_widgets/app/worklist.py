@@ -9,8 +9,8 @@ The table is the Study tab's list (``table``, a Select whose values are indexes 
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import ipywidgets as widgets
 
@@ -19,7 +19,6 @@ from ..cohort.status import STATES
 from ..cohort.worklist import WorklistRow, study_row_key
 from ..locks import SessionLockedError
 from .context import Context
-from .offer import local_time
 from .ui import button, tagged
 
 SORTS = {"folder": lambda r: r.entry.path,

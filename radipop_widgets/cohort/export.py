@@ -18,9 +18,9 @@ import csv
 import datetime as _dt
 import io
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from .. import labelmap, measure, persist
 from .._version import __version__

@@ -72,7 +72,8 @@ def _session_key(entry: persist.SessionEntry, root: Path) -> str | None:
 class WorklistRow:
     """One study of the worklist.
 
-    ``status`` is one of ``status.STATES``; ``by`` who marked it done or who edits it now;
+    ``status`` is one of ``status.STATES``; ``by`` who marked it done, or who edits it now
+    (or edited it last: the released lock names them);
     ``editor`` the live lock's holder (another annotator has it open), else None;
     ``sessions`` its non-damaged sessions, newest first; ``volumes_ml`` and ``last_edit``
     from the newest; ``flags`` the stored checks of its labels and the volume checks.
@@ -129,11 +130,10 @@ def _scan_folder(folder: str, files: list[str]) -> list[dict]:
     for name in niftis:
         entry = nifti_entry(Path(folder) / name)
         if entry is not None:
-            details = {}
             try:
                 details = _nifti_details(entry.path)
-            except Exception:  # noqa: BLE001 - details are optional; the entry loads
-                pass
+            except (OSError, ValueError, IndexError):  # the entry loads; details optional
+                details = {}
             found.append({**dataclasses.asdict(entry), **details})
     if len(niftis) < len(files):
         for entry, details in scan_dicom_series(folder):
@@ -243,9 +243,12 @@ class Worklist:
         events = record["events"]
         if events and events[-1]["action"] == "done":
             row.status, row.by, row.done_at = DONE, events[-1]["by"], events[-1]["at"]
-        row.editor = self._editor(row)
-        if row.editor is not None and row.status != DONE:
-            row.by = row.editor.user
+        folder = self.session_dir(row)
+        holder = locks.read_lock(folder) if folder is not None else None
+        row.editor = holder if holder is not None and holder.live else None
+        if row.status != DONE and (row.editor is not None or holder is not None
+                                   and row.status == IN_PROGRESS):
+            row.by = holder.user   # who edits it now, or who edited it last
         stored = info.get("flags") or []
         if stored and info.get("flags_for") == row.last_edit:
             row.flags = [Flag(**f) for f in stored]
@@ -259,11 +262,6 @@ class Worklist:
         for s in row.sessions:
             return self.workspace / s.folder.relative_to(self.workspace).parts[0]
         return None
-
-    def _editor(self, row: WorklistRow):
-        folder = self.session_dir(row)
-        holder = locks.read_lock(folder) if folder is not None else None
-        return holder if holder is not None and holder.live else None
 
     def _cohort_flags(self, rows) -> None:
         done = {r.key: r.volumes_ml or {} for r in rows if r.status == DONE}
