@@ -6,7 +6,8 @@ user (``deploy/hub/jupyterhub_config.py``, docs/LAB_SERVER.md). This launcher
 1. applies the user's limits to itself, so that every process it starts inherits them:
    ``RLIMIT_AS`` (address space) = ``MEM_LIMIT`` bytes, the hub's ``Spawner.mem_limit``;
    the CPUs it may run on (``sched_setaffinity``) = ``ceil(CPU_LIMIT)`` cores, the hub's
-   ``Spawner.cpu_limit``, chosen from the user's name so that users spread over the cores;
+   ``Spawner.cpu_limit``: the cores the hub chose (``RADIPOP_CPUS``, the least used), else
+   chosen from the user's name;
    ``nice`` ``RADIPOP_NICE`` (default 10); the numeric libraries' thread counts; no core
    files (a core dump of a kernel holds the CT); umask 077;
 2. makes the user's folders private (mode 0700): ``RADIPOP_USER_ROOT`` with the session
@@ -16,10 +17,10 @@ user (``deploy/hub/jupyterhub_config.py``, docs/LAB_SERVER.md). This launcher
    (``JUPYTERHUB_SERVICE_URL``): it lets in only requests that JupyterHub's OAuth says are
    this user's, and starts ``python -m radipop_widgets.user_server serve`` on the first
    request: ``radipop_widgets.serve`` (the dashboard's Voilà, with its guards, kernel cap and
-   kernel culling) with its output redacted. Voilà listens on
-   127.0.0.1 with a random token that only the proxy sends (in a header), so another local
-   user cannot bypass the hub by connecting to its port; its kernels talk over IPC sockets
-   in the private runtime folder, not over TCP.
+   kernel culling) with its output redacted. Voilà listens on 127.0.0.1 with a random
+   token that only the proxy sends (in a header), so another local user cannot bypass the
+   hub by connecting to its port; its kernels talk over IPC sockets in a private folder,
+   not over TCP.
 
 Only the standard library is imported at module level (jupyter-server-proxy is imported
 by :func:`main`).
