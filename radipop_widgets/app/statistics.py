@@ -6,8 +6,9 @@ The numbers are :func:`radipop_widgets.measure.organ_measurements` (the same as
 when the labels changed since the last time and the tab is shown: a labels change marks
 the panel stale (nothing else on the click path); the tab being shown, or a change while
 it is shown, measures again. In the served app (background jobs) that happens on a timer
-thread at most every :data:`DELAY` seconds, on a copy of the labels taken under the jobs'
-lock, so that the measuring never holds up a click; without background jobs (tests,
+thread :data:`DELAY` seconds after the last change (a pause in the editing), on a copy of
+the labels taken under the jobs' lock, and the table and plots are built outside the lock
+too, so that the measuring never holds up a click; without background jobs (tests,
 scripts) it happens at once. Only the slices that may hold a label are copied and measured:
 those of the organs last measured and those changed since (the App passes the changed
 slices to :meth:`StatisticsPanel.update`).
@@ -33,7 +34,7 @@ from .messages import guarded
 from .ui import heading, mix, tagged, to_number
 from .viewer import _put_png
 
-DELAY = 0.4                  # s: at most one measuring per interval while labels change
+DELAY = 0.4                  # s: the pause in the label changes after which to measure
 PLOT_WIDTH, PLOT_HEIGHT = 420, 56
 STEP_FRACTION = 0.25         # a step between slices above this fraction of the largest area
 _BACKGROUND = (250, 250, 250, 255)
@@ -193,7 +194,7 @@ class StatisticsPanel:
         if self.visible and self.stale:
             self._request(0.0)
         elif self.visible:
-            self.render_plots()
+            self.render_cursor()
 
     def show(self, session) -> None:
         """Another session: what the table showed is stale."""
@@ -240,7 +241,8 @@ class StatisticsPanel:
             return
         version = self._version
         self._changed = _NONE
-        self._show(s, self._measure(s, s.labels), version)
+        result = self._measure(s, s.labels)
+        self._apply(s, result, version, self._view(s, result))
 
     def flush(self) -> None:
         """Do the scheduled measuring now (if one is scheduled)."""
@@ -248,36 +250,42 @@ class StatisticsPanel:
             self.refresh()
 
     def _request(self, delay: float) -> None:
+        """Measure ``delay`` seconds after the last request (at once without background
+        jobs): while the labels keep changing, the measuring waits for a pause."""
         if not self.ctx.jobs.background:
             self.refresh()
-        elif self._timer is None:
-            self._timer = threading.Timer(delay, self._measure_later)
-            self._timer.daemon = True
-            self._timer.start()
+            return
+        self._cancel()
+        timer = threading.Timer(delay, lambda: self._measure_later(timer))
+        timer.daemon = True
+        self._timer = timer
+        timer.start()
 
     def _cancel(self) -> None:
         timer, self._timer = self._timer, None
         if timer is not None:
             timer.cancel()
 
-    def _deferred(self) -> None:
-        """On the timer thread: copy the labels under the lock, measure outside it, show
-        the result under it (unless another session was opened meanwhile)."""
+    def _deferred(self, timer) -> None:
+        """On the timer thread: copy the labels under the lock, measure and prepare the
+        table and plots outside it, send them under it (unless another request or session
+        came meanwhile: then that one's measuring shows its numbers)."""
         with self.ctx.jobs.lock:
-            timer, self._timer = self._timer, None
+            if self._timer is not timer:
+                return
+            self._timer = None
             s = self.ctx.session
-            if timer is None or s is None or not self.stale or not self.visible:
+            if s is None or not self.stale or not self.visible:
                 return
             version, self._changed = self._version, _NONE
             lo, hi = self._span(s)
             labels = s.labels[lo:hi + 1].copy()
         result = self._measure(s, labels, lo)
+        view = self._view(s, result)
         with self.ctx.jobs.lock:
             if s is not self.ctx.session or self._timer is not None:
                 return
-            self._show(s, result, version)
-            if self.stale and self.visible:
-                self._request(DELAY)
+            self._apply(s, result, version, view)
 
     def _span(self, session) -> tuple[int, int]:
         """The slices to measure: those that may hold a label (all when unknown)."""
@@ -294,27 +302,17 @@ class StatisticsPanel:
         return measure.organ_measurements(labels, hu, session.study.spacing, first_slice=lo)
 
     # ------------------------------------------------------------ showing
-    def _show(self, session, measurements: dict, version: int) -> None:
-        self.measurements = measurements
-        self._may_hold = _union(_labelled(measurements), self._changed)
-        self._measured = version
-        self.runs += 1
-        self.table.value = statistics_table(measurements, session.study.spacing)
-        self.note.value = ""
-        self.render_plots()
-
-    def render_plots(self) -> None:
-        """Draw the area plots (with the slice shown marked)."""
-        s, m = self.ctx.session, self.measurements
-        if s is None or m is None:
-            return
-        n = s.study.n_slices
+    @staticmethod
+    def _view(session, measurements: dict) -> dict:
+        """What the panel shows of ``measurements``: the table's HTML, and per organ the
+        caption and the bars' PNG (built without touching a widget)."""
+        n = session.study.n_slices
+        plots = {}
         for o in MEASURED:
-            organ = m.get(o.name)
+            organ = measurements.get(o.name)
             if organ is None:
-                self.captions[o.value].value = (f"<small><b>{o.title}</b>: not labelled"
-                                                "</small>")
-                self._send_bars(o.value, area_plot([], n, o.colour, None))
+                plots[o.value] = (f"<small><b>{o.title}</b>: not labelled</small>",
+                                  png(area_plot([], n, o.colour, None)))
                 continue
             steps = measure.area_steps(organ, STEP_FRACTION)
             largest = max(organ["area_mm2"], key=lambda item: item[1])
@@ -327,25 +325,35 @@ class StatisticsPanel:
                              f"{STEP_FRACTION:.0%} of the largest area at slices "
                              f"{_slice_list(steps)}</span>")
             colour = mix(o.colour, (0, 0, 0), 0.15)
-            self.captions[o.value].value = (
-                f"<small><b style='color:{colour}'>{o.title}</b>: slices 0&ndash;{n - 1}, "
-                f"largest {_fmt(largest[1], 0)} mm² on slice {largest[0]}"
-                + ("; " + "; ".join(flags) if flags else "") + "</small>")
-            self._send_bars(o.value, area_plot(organ["area_mm2"], n, o.colour, None,
-                                               organ["missing_slices"], steps))
-        self.render_cursor()
+            caption = (f"<small><b style='color:{colour}'>{o.title}</b>: slices "
+                       f"0&ndash;{n - 1}, largest {_fmt(largest[1], 0)} mm² on slice "
+                       f"{largest[0]}" + ("; " + "; ".join(flags) if flags else "")
+                       + "</small>")
+            plots[o.value] = (caption, png(area_plot(organ["area_mm2"], n, o.colour, None,
+                                                     organ["missing_slices"], steps)))
+        return {"table": statistics_table(measurements, session.study.spacing),
+                "plots": plots}
 
-    def _send_bars(self, value: int, image: np.ndarray) -> None:
-        data = png(image)
-        if self._sent.get(value) != data:
-            _put_png(self.plots[value][BARS], data)
-            self._sent[value] = data
-            self.plot_bytes += len(data)
+    def _apply(self, session, measurements: dict, version: int, view: dict) -> None:
+        """Show a measuring's numbers (under the lock)."""
+        self.measurements = measurements
+        self._may_hold = _union(_labelled(measurements), self._changed)
+        self._measured = version
+        self.runs += 1
+        self.table.value = view["table"]
+        self.note.value = ""
+        for value, (caption, data) in view["plots"].items():
+            self.captions[value].value = caption
+            if self._sent.get(value) != data:
+                _put_png(self.plots[value][BARS], data)
+                self._sent[value] = data
+                self.plot_bytes += len(data)
+        self.render_cursor()
 
     def render_cursor(self) -> None:
         """The line of the slice shown on every plot."""
         s = self.ctx.session
-        if s is None:
+        if s is None or self.measurements is None:
             return
         left, right = slice_columns(self.ctx.z, s.study.n_slices)
         for plot in self.plots.values():
