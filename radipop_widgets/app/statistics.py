@@ -325,9 +325,9 @@ class StatisticsPanel:
                              f"{STEP_FRACTION:.0%} of the largest area at slices "
                              f"{_slice_list(steps)}</span>")
             colour = mix(o.colour, (0, 0, 0), 0.15)
-            caption = (f"<small><b style='color:{colour}'>{o.title}</b>: slices "
-                       f"0&ndash;{n - 1}, largest {_fmt(largest[1], 0)} mm² on slice "
-                       f"{largest[0]}" + ("; " + "; ".join(flags) if flags else "")
+            caption = (f"<small><b style='color:{colour}'>{o.title}</b> (slices "
+                       f"0&ndash;{n - 1} left to right): largest {_fmt(largest[1], 0)} mm² "
+                       f"on slice {largest[0]}" + ("; " + "; ".join(flags) if flags else "")
                        + "</small>")
             plots[o.value] = (caption, png(area_plot(organ["area_mm2"], n, o.colour, None,
                                                      organ["missing_slices"], steps)))

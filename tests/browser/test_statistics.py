@@ -27,13 +27,17 @@ def expected():
     reference = np.load(folder / "reference_labels.npz")["labels"]
     session = Session(study)
     regions = session.regions(Z)
-    ids, counts = np.unique(regions[reference[Z] == 1], return_counts=True)
-    liver = regions == int(ids[np.argmax(np.where(ids > 0, counts, 0))])
-    distance = ndimage.distance_transform_edt(liver)
-    point = tuple(int(v) for v in np.unravel_index(np.argmax(distance), liver.shape))
-    session.select(Z, *point)
-    session.assign(Z, 1)
-    return {"point": point, "n": study.n_slices, "liver": session.measurements()["liver"]}
+    points = {}
+    for label in (1, 2):
+        ids, counts = np.unique(regions[reference[Z] == label], return_counts=True)
+        region = regions == int(ids[np.argmax(np.where(ids > 0, counts, 0))])
+        distance = ndimage.distance_transform_edt(region)
+        points[label] = tuple(int(v) for v in np.unravel_index(np.argmax(distance),
+                                                               region.shape))
+        session.select(Z, *points[label])
+        session.assign(Z, label)
+    m = session.measurements()
+    return {"points": points, "n": study.n_slices, "liver": m["liver"], "spleen": m["spleen"]}
 
 
 def number(value, digits=1):
@@ -47,11 +51,12 @@ def table_text(page):
 def test_statistics_tab_shows_the_numbers_and_its_plot_moves_the_slice(server, open_page,
                                                                        expected):
     page = open_page(server)
-    before = harness.counts(page)
-    harness.click_image(page, *expected["point"])
-    harness.wait_counts(page, lambda c: c["hash"] != before["hash"])   # the selection
-    page.locator(".radipop-label-liver").click()
-    harness.wait_counts(page, lambda c: c["red"] > 1000)
+    for label, organ, colour in [(1, "liver", "red"), (2, "spleen", "blue")]:
+        before = harness.counts(page)
+        harness.click_image(page, *expected["points"][label])
+        harness.wait_counts(page, lambda c, b=before: c["hash"] != b["hash"])  # the selection
+        page.locator(f".radipop-label-{organ}").click()
+        harness.wait_counts(page, lambda c, k=colour: c[k] > 500)
     tabs = page.locator(".radipop-tabs")
     tabs.get_by_text("Statistics", exact=True).click()
     liver = expected["liver"]
@@ -59,9 +64,12 @@ def test_statistics_tab_shows_the_numbers_and_its_plot_moves_the_slice(server, o
         "text => document.querySelector('.radipop-stats-table').innerText.includes(text)",
         arg=number(liver["volume_ml"]), timeout=20_000)
     text = table_text(page)
-    for key in ("median_hu", "length_cc_mm", "diameter_max_mm", "diameter_perp_mm"):
-        assert number(liver[key]) in text, key
-    assert "not labelled" in text                       # the spleen
+    for organ in ("liver", "spleen"):
+        for key in ("median_hu", "length_cc_mm", "diameter_max_mm", "diameter_perp_mm",
+                    "thickness_mm"):
+            assert number(expected[organ][key]) in text, (organ, key)
+    assert number(expected["spleen"]["splenic_index_cm3"], 0) in text
+    assert number(liver["volume_ml"] / expected["spleen"]["volume_ml"], 2) in text
 
     # more slices: extend below, then the tab measures again when shown
     tabs.get_by_text("Segment", exact=True).click()
