@@ -210,3 +210,21 @@ def test_plots_send_small_pngs_and_a_slice_step_sends_no_image(phantom, tmp_path
     assert app.statistics.plot_bytes == sent         # only the slice line moves
     paint(app, 4, reference[4] == SPLEEN, 0)         # the spleen's plot changes, not the liver's
     assert 0 < app.statistics.plot_bytes - sent < 4000
+
+
+def test_served_app_measures_once_after_a_burst_of_edits(phantom, tmp_path):
+    _, reference = phantom
+    app = make_app(phantom, tmp_path, background=True)
+    app.wait()
+    app.tabs.selected_index = STATS
+    deadline = time.monotonic() + 10
+    while app.statistics.stale and time.monotonic() < deadline:
+        time.sleep(0.02)
+    runs = app.statistics.runs
+    for z in (4, 5, 6, 7):                             # well within DELAY of each other
+        paint(app, z, reference[z] == LIVER, LIVER)
+    assert app.statistics.runs == runs and app.statistics.pending
+    while app.statistics.stale and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert app.statistics.runs == runs + 1             # one measuring, after the pause
+    assert app.statistics.measurements == app.session.measurements()
