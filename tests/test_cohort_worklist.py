@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -124,3 +125,21 @@ def test_volume_flags_show_in_the_worklist(cohort, tmp_path):
     label_study(paths["d_native"], tmp_path / "ws", labels=labels)
     row = by_name(Worklist(root / "data", tmp_path / "ws").scan(), paths)["d_native"]
     assert "massive_splenomegaly" in [f.code for f in row.flags]
+
+
+@pytest.mark.shared_data
+def test_the_real_studies_are_listed_from_their_headers(tmp_path):
+    from realdata import SHARED_DATA, shared_case
+
+    shared_case("ct-siemens-20slices")
+    worklist = Worklist(SHARED_DATA, tmp_path / "ws")
+    rows = {Path(r.entry.path).parent.name: r for r in worklist.scan()}
+    siemens = rows["ct-siemens-20slices"]
+    assert (siemens.entry.n_slices, siemens.thickness_mm) == (20, 3.0)
+    assert siemens.pixel_mm == pytest.approx((0.9765625, 0.9765625))
+    assert siemens.key.startswith("path-")         # its UIDs are empty
+    study = load_study(siemens.entry.path, series=siemens.entry.series_uid)
+    assert study_row_key(study) == siemens.key
+    abdomen = rows["ct-abdomen-3mm"]
+    assert (abdomen.entry.n_slices, abdomen.thickness_mm) == (112, 3.0)
+    assert all(r.status == NOT_STARTED for r in rows.values())

@@ -19,6 +19,7 @@ from ..cohort.status import STATES
 from ..cohort.worklist import WorklistRow, study_row_key
 from ..locks import SessionLockedError
 from .context import Context
+from .offer import local_time
 from .ui import button, tagged
 
 SORTS = {"folder": lambda r: r.entry.path,
@@ -27,7 +28,8 @@ SORTS = {"folder": lambda r: r.entry.path,
          "spleen mL": lambda r: -((r.volumes_ml or {}).get("spleen") or 0),
          "last edit": lambda r: "~" if not r.last_edit else _negate(r.last_edit),
          "flags": lambda r: -len(r.flags)}
-HEADER = "status       by          liver spleen  flags | folder — study — slices, thickness"
+HEADER = ("status       by          liver spleen  flags  last edit        | folder — study — "
+          "slices, thickness")
 #: the table in a monospace font, so that its columns line up under the header
 CSS = ("<style>.radipop-mono select, .radipop-worklist-header pre {font-family: "
        "'DejaVu Sans Mono', monospace; font-size: 11px}</style>")
@@ -44,9 +46,10 @@ def row_text(row: WorklistRow, rel: str, saved_at: str | None) -> str:
     thick = f", {row.thickness_mm:g} mm" if row.thickness_mm else ""
     note = f" · saved session ({saved_at})" if saved_at else ""
     phase = f", {row.phase}" if row.phase else ""
+    edited = local_time(row.last_edit) if row.last_edit else "—"
     return (f"{row.status:<12} {(row.by or '')[:10]:<10} {ml[0]} {ml[1]}  "
-            f"{len(row.flags) or '':>5} | {rel} — {row.description} — {row.entry.n_slices} "
-            f"slices{thick}{phase}{note}")
+            f"{len(row.flags) or '':>5}  {edited:<16} | {rel} — {row.description} — "
+            f"{row.entry.n_slices} slices{thick}{phase}{note}")
 
 
 class WorklistPanel:
