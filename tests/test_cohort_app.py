@@ -10,6 +10,8 @@ from test_cohort_data import loaded_labels
 
 from radipop_widgets import persist
 from radipop_widgets.app import App
+from radipop_widgets.app.app import TABS
+from radipop_widgets.cohort import new_salt_file
 from radipop_widgets.io.phantom import write_phantom_series
 from radipop_widgets.locks import SessionLock
 
@@ -69,9 +71,25 @@ def test_mark_done_saves_and_undo_done_takes_it_back(app):
 def test_cohort_export_from_the_dashboard(app, tmp_path):
     app.session.set_labels(loaded_labels(app.session.study.path))
     app.studies.worklist.mark_done()
-    app.studies.worklist.export()
-    assert (tmp_path / "exports" / "cohort" / "cohort.csv").is_file()
+    panel = app.studies.worklist
+    assert panel.pseudonymise.disabled and not panel.pseudonymise.value   # no salt file
+    panel.export()
+    table = (tmp_path / "exports" / "cohort" / "cohort.csv").read_text()
     assert "1 done studies exported" in app.messages.messages[0][1]
+    assert "PHANTOM-001" in table
+    panel.salt_file = str(new_salt_file(tmp_path / "salt"))   # as $RADIPOP_SALT_FILE gives it
+    panel.pseudonymise.value = True
+    panel.export()
+    table = (tmp_path / "exports" / "cohort" / "cohort.csv").read_text()
+    assert "PHANTOM-001" not in table and ",P-" in table
+
+
+def test_new_studies_appear_when_the_study_tab_is_shown(app, tmp_path):
+    assert len(app.studies.entries) == 3
+    write_phantom_series(tmp_path / "data" / "s4", **GEOMETRY, seed=9)
+    app.tabs.selected_index = 0
+    app.tabs.selected_index = TABS.index("Study")
+    assert len(app.studies.entries) == 4 and len(app.studies.study_list.options) == 4
 
 
 def _hold(folder, ready, stop):

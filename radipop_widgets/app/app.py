@@ -139,6 +139,7 @@ class App:
         for i, name in enumerate(TABS):
             self.tabs.set_title(i, name)
         self.statistics.watch(self.tabs, TABS.index("Statistics"))
+        self.studies.watch(self.tabs, TABS.index("Study"))
         right = w.VBox([self.resume_panel.widget, self.tabs, heading("Messages"),
                         self.messages.output],
                        layout=w.Layout(flex="1 1 auto", min_width="430px", max_width="900px"))

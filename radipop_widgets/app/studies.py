@@ -99,6 +99,14 @@ class StudyPanel:
         self.data_root_text.value = (f"<small>Data folder: <code>{html.escape(str(self.data_root))}"
                                      f"</code> · {len(rows)} studies</small>")
 
+    def watch(self, tabs, index: int) -> None:
+        """Scan again whenever the Study tab is shown: new studies appear, statuses follow
+        the other annotators' work."""
+        def shown(change):
+            if change["new"] == index:
+                self.refresh()
+        tabs.observe(self.ctx.callback("Scanning the data folder")(shown), "selected_index")
+
     def step(self, delta: int) -> Future | None:
         """Open the next (``delta`` 1) or previous (-1) study in the list's order."""
         current = self._index_of(self.ctx.session)

@@ -9,12 +9,13 @@ The table is the Study tab's list (``table``, a Select whose values are indexes 
 from __future__ import annotations
 
 import html
+import os
 from collections.abc import Callable
 from pathlib import Path
 
 import ipywidgets as widgets
 
-from ..cohort import DONE, CohortError, Worklist, export_cohort, study_flags
+from ..cohort import DONE, CohortError, Worklist, export_cohort, read_salt, study_flags
 from ..cohort.status import STATES
 from ..cohort.worklist import WorklistRow, study_row_key
 from ..locks import SessionLockedError
@@ -28,6 +29,8 @@ SORTS = {"folder": lambda r: r.entry.path,
          "spleen mL": lambda r: -((r.volumes_ml or {}).get("spleen") or 0),
          "last edit": lambda r: "~" if not r.last_edit else _negate(r.last_edit),
          "flags": lambda r: -len(r.flags)}
+#: The salt file the dashboard's export pseudonymises with (the command line takes --salt-file)
+SALT_ENV = "RADIPOP_SALT_FILE"
 HEADER = ("status       by          liver spleen  flags  last edit        | folder — study — "
           "slices, thickness")
 #: the table in a monospace font, so that its columns line up under the header
@@ -78,6 +81,12 @@ class WorklistPanel:
                                        icon="undo")
         self.export_button = button("Export cohort", "Every done study: its mask and one row "
                                     "of cohort.csv", icon="table")
+        salt = os.environ.get(SALT_ENV)
+        self.pseudonymise = widgets.Checkbox(
+            value=bool(salt), disabled=not salt, indent=False,
+            description="pseudonymise" if salt else f"pseudonymise (set ${SALT_ENV})",
+            layout=widgets.Layout(width="auto"))
+        self.salt_file = salt
         self.take_over_button = button("Take over", "Edit this study here; the other page "
                                        "can no longer save it", "#ffe0b2")
         self.lock_text = widgets.HTML()
@@ -87,7 +96,7 @@ class WorklistPanel:
         self.controls = widgets.HBox([self.filter_text, self.status_filter,
                                       widgets.HTML("sort"), self.sort])
         self.actions = widgets.HBox([self.done_button, self.undo_done_button,
-                                     self.export_button])
+                                     self.export_button, self.pseudonymise])
         tagged({"worklist": self.table, "worklist-header": self.header, "worklist-filter": self.filter_text,
                 "mark-done": self.done_button, "undo-done": self.undo_done_button,
                 "export-cohort": self.export_button, "take-over": self.take_over_button})
@@ -183,13 +192,15 @@ class WorklistPanel:
         self.ctx.status(f"{row.description}: in progress again.")
 
     def export(self):
-        """Export the cohort into ``<output root>/cohort`` as a job."""
+        """Export the cohort into ``<output root>/cohort`` as a job (pseudonymised with the
+        salt of ``$RADIPOP_SALT_FILE`` when ticked)."""
         if self.worklist is None:
             raise CohortError("No data folder: the cohort export needs one.")
         out = Path(self.output_root) / "cohort"
+        salt = read_salt(self.salt_file) if self.pseudonymise.value and self.salt_file else None
 
         def work(progress):
-            return export_cohort(self.worklist, out,
+            return export_cohort(self.worklist, out, salt,
                                  progress=lambda i, n, _: progress(i, n))
 
         def done(report):
