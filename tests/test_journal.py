@@ -61,6 +61,14 @@ def same(session, labels_state):
     return bool((session.labels == labels).all()) and session.state() == state
 
 
+def wait_snapshot(s, timeout=30.0):
+    """Wait until the worker wrote the snapshot of every journalled edit."""
+    deadline = time.monotonic() + timeout
+    while s._autosaver.pending and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert s._autosaver.pending == 0, f"no snapshot in {timeout} s"
+
+
 @pytest.fixture
 def slow_snapshots(monkeypatch):
     """Snapshots only when asked (flush): every edit after the first is in the journal."""
@@ -148,10 +156,8 @@ def test_snapshot_then_later_records(tmp_path, monkeypatch):
     script = edit_script()
     for edit in script[:5]:
         edit(s)
-    deadline = time.monotonic() + 30
-    while s._autosaver.pending and time.monotonic() < deadline:   # the worker's snapshot
-        time.sleep(0.01)
-    assert s._autosaver.pending == 0 and s._autosaver.snapshots >= 2
+    wait_snapshot(s)
+    assert s._autosaver.snapshots >= 2
     folder = s.autosave_folder()
     assert persist.read_session_info(folder)["journal"]["seq"] == 4
     monkeypatch.setattr(s._autosaver, "delay_s", 3600.0)
@@ -172,7 +178,9 @@ def test_a_snapshot_taken_while_editing_goes_on_loses_nothing(tmp_path, monkeypa
     for i, edit in enumerate(edit_script(), 1):
         edit(s)
         assert same(reopened(s), states[i]), f"after edit {i}"
+    wait_snapshot(s)      # (the reopening readers may hold the folder's lock meanwhile)
     assert s._autosaver.snapshots >= 2
+    assert same(reopened(s), states[-1])
 
 
 def test_the_offer_shows_the_journalled_volumes_and_time(tmp_path, slow_snapshots):
