@@ -20,6 +20,7 @@ HELP = [
     ("0 or Delete", "remove the label of the selected region"),
     ("+ / -, R", "zoom in / out at the mouse (1-8x); R: the whole image again "
                  "(tool Pan, key H, drags the zoomed image)"),
+    ("[ / ]", "previous / next study of the worklist"),
     ("F", "fill the brush label between labelled slices (a preview: Apply or Esc)"),
     ("Ctrl+Z / Ctrl+Y (or Ctrl+Shift+Z)", "undo / redo"),
     ("Esc", "abandon the stroke being drawn or the fill preview"),
@@ -57,6 +58,7 @@ def test_one_table_gives_the_help_rows_and_the_help_tab(app):
     (("y", True, True), ("redo",)), (("Escape",), ("cancel",)),
     (("+",), ("zoom", 1)), (("=",), ("zoom", 1)), (("-",), ("zoom", -1)),
     (("R", True), ("reset_zoom",)), (("h",), ("set_tool", "pan")),
+    (("]",), ("next_study",)), (("[",), ("previous_study",)),
 ])
 def test_dispatch(app, press, expected):
     commands = Recorder()

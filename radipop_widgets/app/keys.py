@@ -32,6 +32,8 @@ class Commands(Protocol):
     def cancel(self) -> None: ...
     def zoom(self, step: int) -> bool: ...
     def reset_zoom(self) -> None: ...
+    def next_study(self) -> object: ...
+    def previous_study(self) -> object: ...
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,8 @@ def key_table(tools) -> tuple[KeyRow, ...]:
         KeyRow("+ / -, R", "zoom in / out at the mouse (1-8x); R: the whole image again "
                "(tool Pan, key H, drags the zoomed image)",
                (("+", zoom(1)), ("=", zoom(1)), ("-", zoom(-1)), ("r", lambda c: c.reset_zoom()))),
+        KeyRow("[ / ]", "previous / next study of the worklist",
+               (("[", lambda c: c.previous_study()), ("]", lambda c: c.next_study()))),
         KeyRow("F", "fill the brush label between labelled slices (a preview: Apply or Esc)",
                (("f", lambda c: c.fill_preview()),)),
         KeyRow("Ctrl+Z / Ctrl+Y (or Ctrl+Shift+Z)", "undo / redo",
