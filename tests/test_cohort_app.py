@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import multiprocessing
 
+import numpy as np
 import pytest
 from test_cohort_data import loaded_labels
 
@@ -12,6 +13,7 @@ from radipop_widgets import persist
 from radipop_widgets.app import App
 from radipop_widgets.app.app import TABS
 from radipop_widgets.cohort import new_salt_file
+from radipop_widgets.errors import RadipopError
 from radipop_widgets.io.phantom import write_phantom_series
 from radipop_widgets.locks import SessionLock
 
@@ -115,6 +117,14 @@ def test_a_study_another_kernel_edits_opens_read_only_until_taken_over(app):
         assert panel.lock_row.layout.display == "flex" and "carol" in panel.lock_text.value
         assert not app.session.autosave
         assert any("being edited by carol" in text for _, text in app.messages.messages)
+        labels = app.session.labels.copy()
+        with pytest.raises(RadipopError, match="read-only here: being edited by carol"):
+            app.assign(1)                                         # edits are refused
+        app.set_tool("draw")
+        with pytest.raises(RadipopError, match="Take over"):     # a stroke too
+            app.mouse_down(10.5, 10.5)
+        app.mouse_up(10.5, 10.5)
+        assert np.array_equal(app.session.labels, labels)
         panel.take_over_button.click()
         assert panel.lock_row.layout.display == "none" and app.session.autosave
         assert app.session.editor is None

@@ -14,7 +14,8 @@ class Context:
     """The narrow interface between the panels and the rest of the dashboard.
 
     ``session`` is the open Session (None before a study is open) and ``z`` the slice
-    shown. Panels read and edit through it; the App sets both.
+    shown. Panels read and edit through it; the App sets both. ``read_only`` says why the
+    study may not be edited here (another kernel edits it), else None.
     """
 
     def __init__(self, viewer: Viewer, messages: MessagePanel, jobs: JobRunner):
@@ -23,6 +24,7 @@ class Context:
         self.jobs = jobs
         self.session = None
         self.z = 0
+        self.read_only: str | None = None
         self._syncing = False
 
     def status(self, text: str) -> None:
@@ -30,10 +32,14 @@ class Context:
         self.messages.info(text)
 
     def require_session(self):
-        """The open Session, for an edit: raises while a job runs or without a study."""
+        """The open Session, for an edit: raises while a job runs, without a study, or
+        while the study is read-only here."""
         self.jobs.check_idle()
         if self.session is None:
             raise RadipopError("No study is open: choose one in the Study tab and press Open.")
+        if self.read_only is not None:
+            raise RadipopError(f"This study is read-only here: {self.read_only}. Press Take "
+                               "over in the Study tab to edit it.")
         return self.session
 
     @property

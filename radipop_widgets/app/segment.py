@@ -83,6 +83,8 @@ class SegmentPanel:
                 self.ctx.status(f"{busy} is still running: the image can be browsed, "
                                 "edits wait until it ends.")
                 return
+            if self.tool.edits:
+                self.ctx.require_session()       # says why when the study is read-only
             self.tool.press(*pixel)
 
     def mouse_move(self, x, y) -> None:

@@ -27,6 +27,7 @@ class Tool:
     name = ""
     key = ""
     help = ""
+    edits = True      # changes labels or cuts (refused while the study is read-only here)
 
     def __init__(self, ctx: Context):
         self.ctx = ctx
@@ -46,6 +47,7 @@ class Tool:
 
 class SelectTool(Tool):
     name, key = "select", "s"
+    edits = False
     help = "Click a candidate region to select it, then press a label button."
 
     def press(self, row, col):
@@ -256,6 +258,7 @@ class CutTool(StrokeTool):
 
 class PanTool(Tool):
     name, key = "pan", "h"
+    edits = False
     help = "Drag the zoomed image to move it (zoom with + and - at the mouse, R: whole image)."
 
     def __init__(self, ctx: Context):

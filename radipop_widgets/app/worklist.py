@@ -226,13 +226,18 @@ class WorklistPanel:
         self.show_lock(None)
 
     def show_lock(self, holder_text: str | None) -> None:
+        """Say who edits the study (edits are refused here meanwhile), or nothing."""
+        self.ctx.read_only = None if holder_text is None else f"being edited by {holder_text}"
         self.lock_row.layout.display = "none" if holder_text is None else "flex"
         if holder_text is not None:
             self.lock_text.value = (f"<b style='color:#b26a00'>Read-only</b>: being edited by "
                                     f"{html.escape(holder_text)}; nothing is saved here. ")
 
     def take_over(self) -> None:
-        session = self.ctx.require_session()
+        self.ctx.jobs.check_idle()
+        session = self.ctx.session
+        if session is None:
+            return
         session.lock(take_over=True)
         session.autosave = True
         self.show_lock(None)
