@@ -248,7 +248,7 @@ class App:
         if Change.RANGES in event.changes:
             self.thresholds.ranges.sync()
         if event.labels_changed:
-            self.ortho.render_overlay()
+            self.ortho.render_overlay(slices)
             self.fill.refresh()
             self.navigation.update_present(slices)
             self.navigation.render_strip()

@@ -45,6 +45,7 @@ class OrthoView:
         self._ct_key = None
         self._overlay: np.ndarray | None = None
         self._overlay_key = None
+        self._labels: np.ndarray | None = None   # the plane's labels the overlay shows
         self._pngs: dict[int, bytes] = {}
         self.ct_sends = self.overlay_sends = 0
         box = widgets.Box([self.canvas, self.annotation.html], layout=widgets.Layout(
@@ -66,6 +67,7 @@ class OrthoView:
         self.annotation.aspect = (grid.height / grid.n_vertical, grid.width / grid.n_horizontal)
         self.index = study.shape[1 if self.view == "coronal" else 2] // 2
         self._ct_key, self._overlay, self._overlay_key, self._pngs = None, None, None, {}
+        self._labels = None
 
     def render_ct(self, hu: np.ndarray, level: float, width: float) -> None:
         key = (self.index, level, width)
@@ -76,13 +78,22 @@ class OrthoView:
         self._send(CT, grey_png(grey))
         self.ct_sends += 1
 
-    def render_overlay(self, labels: np.ndarray, opacity: float) -> None:
+    def render_overlay(self, labels: np.ndarray, opacity: float, slices=None) -> None:
+        """Send the plane's overlay if it differs from what was sent; ``slices`` (the
+        slices an edit changed) lets an edit off the plane cost a row comparison."""
         if self.grid is None:
             return
-        shown = np.ascontiguousarray(self.grid.orient(plane(labels, self.view, self.index)))
-        index = overlay_indexed(shown, np.zeros(shown.shape, np.uint8),
+        key = (self.index, float(opacity), bool(self.outline.value))
+        if slices is not None and self._overlay_key == key and self._labels is not None:
+            rows = np.asarray(sorted(slices), dtype=np.intp)
+            now = labels[rows, self.index, :] if self.view == "coronal" \
+                else labels[rows, :, self.index]
+            if np.array_equal(now, self._labels[rows]):
+                return
+        self._labels = plane(labels, self.view, self.index).copy()
+        index = overlay_indexed(np.ascontiguousarray(self.grid.orient(self._labels)),
+                                np.zeros(self._labels.shape, np.uint8),
                                 outline=bool(self.outline.value))
-        key = (float(opacity), bool(self.outline.value))
         if self._overlay is not None and self._overlay_key == key \
                 and np.array_equal(index, self._overlay):
             return
@@ -236,10 +247,11 @@ class OrthoPanel:
             for view in self.views.values():
                 view.render_ct(self.ctx.session.study.hu, level, width)
 
-    def render_overlay(self) -> None:
+    def render_overlay(self, slices=None) -> None:
+        """The reformats' overlays (after an edit of ``slices``, or of anything)."""
         if self.visible:
             for view in self.views.values():
-                view.render_overlay(self.ctx.session.labels, self.opacity())
+                view.render_overlay(self.ctx.session.labels, self.opacity(), slices)
 
     def render_cross(self) -> None:
         """Crosshairs after a slice or plane change (and the axial view's)."""
