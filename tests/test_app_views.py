@@ -204,3 +204,22 @@ def test_letters_and_scale_bar_keep_their_size_and_follow_the_zoom(app):
         app.zoom(1)                                   # 4x: 96 mm across, a 20 mm bar
     html = app.viewer.annotation.html.value
     assert "data-mm='20'" in html and f"width:{100 * 20 / 3 / 32:.2f}%" in html
+
+
+@pytest.mark.parametrize("outline", [False, True])
+def test_an_edit_redraws_the_reformat_as_a_full_redraw_would(app, outline):
+    from radipop_widgets.reformat import plane
+    from radipop_widgets.render import overlay_indexed
+
+    coronal, sagittal = app.ortho.coronal, app.ortho.sagittal
+    coronal.outline.value = sagittal.outline.value = outline
+    rng = np.random.default_rng(3)
+    for z in (0, SHAPE[0] - 1, 7, 8, 12):             # the first and last slice too
+        labels = app.session.labels.copy()
+        labels[z, 40:60, 50:80] = rng.integers(0, 3, (20, 30))
+        app.session.set_labels(labels)
+        for view in (coronal, sagittal):
+            drawn = view.grid.orient(plane(app.session.labels, view.view, view.index))
+            full = overlay_indexed(np.ascontiguousarray(drawn), np.zeros(drawn.shape, np.uint8),
+                                   outline=outline)
+            assert np.array_equal(view._overlay, full), (z, view.view)

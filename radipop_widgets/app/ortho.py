@@ -79,21 +79,33 @@ class OrthoView:
         self.ct_sends += 1
 
     def render_overlay(self, labels: np.ndarray, opacity: float, slices=None) -> None:
-        """Send the plane's overlay if it differs from what was sent; ``slices`` (the
-        slices an edit changed) lets an edit off the plane cost a row comparison."""
+        """Send the plane's overlay if it differs from what was sent. After an edit of
+        ``slices`` only their rows of the plane are compared and, when they changed,
+        re-drawn (with one row of context each side for the edges)."""
         if self.grid is None:
             return
         key = (self.index, float(opacity), bool(self.outline.value))
+        outline = bool(self.outline.value)
         if slices is not None and self._overlay_key == key and self._labels is not None:
             rows = np.asarray(sorted(slices), dtype=np.intp)
             now = labels[rows, self.index, :] if self.view == "coronal" \
                 else labels[rows, :, self.index]
             if np.array_equal(now, self._labels[rows]):
                 return
-        self._labels = plane(labels, self.view, self.index).copy()
-        index = overlay_indexed(np.ascontiguousarray(self.grid.orient(self._labels)),
-                                np.zeros(self._labels.shape, np.uint8),
-                                outline=bool(self.outline.value))
+            self._labels[rows] = now
+            drawn = self.grid.orient(self._labels)
+            canvas_rows = [int(self.grid.to_canvas(int(z), 0)[0]) for z in rows[[0, -1]]]
+            lo, hi = max(min(canvas_rows) - 1, 0), min(max(canvas_rows) + 1, len(drawn) - 1)
+            top, bottom = max(lo - 1, 0), min(hi + 2, len(drawn))
+            band = overlay_indexed(np.ascontiguousarray(drawn[top:bottom]),
+                                   np.zeros((bottom - top, drawn.shape[1]), np.uint8),
+                                   outline=outline)
+            index = self._overlay.copy()
+            index[lo:hi + 1] = band[lo - top:hi + 1 - top]
+        else:
+            self._labels = plane(labels, self.view, self.index).copy()
+            index = overlay_indexed(np.ascontiguousarray(self.grid.orient(self._labels)),
+                                    np.zeros(self._labels.shape, np.uint8), outline=outline)
         if self._overlay is not None and self._overlay_key == key \
                 and np.array_equal(index, self._overlay):
             return
