@@ -16,7 +16,8 @@ class Readout:
 
     def __init__(self, ctx: Context):
         self.ctx = ctx
-        self.widget = widgets.HTML(layout=widgets.Layout(height="20px", margin="2px 0 0 4px"))
+        # two lines' height, as wide as the image (page rule): the line never moves the page
+        self.widget = widgets.HTML(layout=widgets.Layout(height="34px", margin="2px 0 0 4px"))
         self.voxel: tuple[int, int, int] | None = None
         tagged({"readout": self.widget})
         self.clear()
@@ -31,7 +32,8 @@ class Readout:
         label = int(s.labels[z, row, col])
         x, y, zz = patient_position(s.study.affine, z, row, col)
         name = f" · {organ(label).title}" if label != BACKGROUND else ""
-        self.widget.value = (f"<span style='font:12px monospace' data-hu='{hu}'>"
+        self.widget.value = (f"<span style='font:11px monospace;white-space:normal;display:block;"
+                             f"line-height:1.35' data-hu='{hu}'>"
                              f"<b>{hu} HU</b>{name} · row {row}, col {col}, slice {z} · "
                              f"x {x:.1f}, y {y:.1f}, z {zz:.1f} mm (LPS)</span>")
 

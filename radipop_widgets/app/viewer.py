@@ -238,8 +238,8 @@ def _scale_rule(scale: float, rows: int, cols: int, others=(), base: float = 1.0
     rules = [f".radipop-app canvas.radipop-image {{ width: {width:g}px !important; "
              f"height: {height:g}px !important; min-width: {width:g}px !important; "
              f"image-rendering: {rendering}; }} "
-             f".radipop-app .radipop-strip, .radipop-app .radipop-slice-row "
-             f"{{ width: {width:g}px !important; }}"]
+             f".radipop-app .radipop-strip, .radipop-app .radipop-slice-row, "
+             f".radipop-app .radipop-readout {{ width: {width:g}px !important; }}"]
     factor = scale / base   # the views beside are drawn for the base scale
     for css_class, h, w in others:
         rules.append(f".radipop-app canvas.{css_class} {{ width: {w * factor:g}px !important; "
