@@ -110,7 +110,7 @@ def main(argv=None):
                 page.goto(url)
                 page.wait_for_function(PAINTED_JS, arg=CANVASES, polling=20, timeout=120_000)
                 opens.append((time.perf_counter() - start) * 1000)
-                page.close()
+                page.close(run_before_unload=True)   # its kernel is shut down now
 
             page = harness.open_app(browser, url, timeout=120)
             page.wait_for_function(PAINTED_JS, arg=CANVASES, polling=50, timeout=60_000)

@@ -131,3 +131,30 @@ def test_a_study_another_kernel_edits_opens_read_only_until_taken_over(app):
     finally:
         stop.set()
         other.join(10)
+
+
+def _hold_as_me(folder, ready, stop):
+    SessionLock(folder, "my-other-page").acquire()        # the same user, another kernel
+    ready.set()
+    stop.wait(60)
+
+
+def test_the_same_users_other_page_does_not_make_the_study_read_only(app):
+    """A reload (or a second tab) starts a new kernel while the old one still holds the
+    lock: the study opened read-only for its own user, and every edit was refused."""
+    folder = persist.default_session_dir(app.session.study, app.workspace)
+    app.session.unlock()
+    ctx = multiprocessing.get_context("spawn")
+    ready, stop = ctx.Event(), ctx.Event()
+    other = ctx.Process(target=_hold_as_me, args=(folder, ready, stop))
+    other.start()
+    try:
+        assert ready.wait(60)
+        app.open_study(app.studies.study_list.value)
+        panel = app.studies.worklist
+        assert panel.lock_row.layout.display == "none" and app.session.autosave
+        assert app.ctx.read_only is None and app.session.editor is None
+        assert any("open in another page" in text for _, text in app.messages.messages)
+    finally:
+        stop.set()
+        other.join(10)

@@ -18,7 +18,7 @@ import ipywidgets as widgets
 from ..cohort import DONE, CohortError, Worklist, export_cohort, read_salt, study_flags
 from ..cohort.status import STATES
 from ..cohort.worklist import WorklistRow, study_row_key
-from ..locks import SessionLockedError
+from ..locks import SessionLockedError, current_user
 from .context import Context
 from .offer import local_time
 from .ui import button, tagged
@@ -218,10 +218,17 @@ class WorklistPanel:
         try:
             session.lock()
         except SessionLockedError as exc:
-            session.autosave = False
-            self.show_lock(exc.holder.text())
-            self.ctx.messages.warning(str(exc))
-            return
+            if exc.holder.user == current_user():
+                # the same user's other page (a reload, a second tab): this one edits now
+                session.lock(take_over=True)
+                self.ctx.messages.warning(
+                    f"You had this study open in another page ({exc.holder.text()}): this "
+                    "page edits it now, and that one can no longer save it.")
+            else:
+                session.autosave = False
+                self.show_lock(exc.holder.text())
+                self.ctx.messages.warning(str(exc))
+                return
         session.autosave = True
         self.show_lock(None)
 
