@@ -28,19 +28,23 @@ import harness  # noqa: E402
 
 CANVASES = ["canvas.radipop-image", "canvas.radipop-coronal", "canvas.radipop-sagittal"]
 
-# Dispatch an input, then poll until every canvas in `watch` differs from before (or,
-# for kind 'zoom', until the image's transform differs).
+# Dispatch an input, then poll until every watched canvas box differs from before (or, for
+# kind 'zoom', until the image's transform differs). A watch is [selector, [x0, y0, x1, y1]
+# or null for the whole canvas, stride]: hashing only where the update must show keeps the
+# polling from stealing the page's main thread (three whole canvases cost ~15 ms a poll and
+# delayed the very messages being timed).
 MEASURE_JS = """async ([kind, arg, watch]) => {
-  const sig = (sel) => { const c = document.querySelector(sel);
+  const sig = ([sel, box, stride]) => { const c = document.querySelector(sel);
+    const [x0, y0, x1, y1] = box ?? [0, 0, c.width, c.height];
     const d = c.getContext('2d', {willReadFrequently: true})
-               .getImageData(0, 0, c.width, c.height).data;
-    let h = 0; for (let i = 0; i < d.length; i += 4) h = (h * 31 + d[i] + 7 * d[i + 2]) | 0;
+               .getImageData(x0, y0, x1 - x0, y1 - y0).data;
+    let h = 0; for (let i = 0; i < d.length; i += 4 * stride) h = (h * 31 + d[i] + 7 * d[i + 2]) | 0;
     return h; };
   const image = document.querySelector('canvas.radipop-image');
   const transform = () => getComputedStyle(image).transform;
   const before = kind === 'zoom' ? transform() : watch.map(sig);
   const changed = () => kind === 'zoom' ? transform() !== before
-                                        : watch.every((s, i) => sig(s) !== before[i]);
+                                        : watch.every((w, i) => sig(w) !== before[i]);
   const t0 = performance.now();
   if (kind === 'click') {
     const r = image.getBoundingClientRect(), f = r.width / image.width;
@@ -59,6 +63,23 @@ MEASURE_JS = """async ([kind, arg, watch]) => {
     requestAnimationFrame(poll);
   });
 }"""
+
+
+def step_watch(z, delta, n):
+    """Boxes a slice step from ``z`` by ``delta`` must change: the axial image (sampled),
+    the reformats' crosshair rows (canvas row n - 1 - slice: the head at the top)."""
+    lo, hi = sorted((n - 1 - z, n - 1 - (z + delta)))
+    band = [0, max(lo - 2, 0), 512, min(hi + 3, n)]
+    return [[CANVASES[0], None, 11], [CANVASES[1], band, 1], [CANVASES[2], band, 1]]
+
+
+def edit_watch(z, row, col, n):
+    """Boxes an edit at (z, row, col) must change in the three views."""
+    axial = [col - 8, row - 8, col + 9, row + 9]
+    plane = [col - 8, max(n - 1 - z - 2, 0), col + 9, min(n - 1 - z + 3, n)]
+    across = [row - 8, plane[1], row + 9, plane[3]]
+    return [[CANVASES[0], axial, 1], [CANVASES[1], plane, 1], [CANVASES[2], across, 1]]
+
 
 PAINTED_JS = """(sels) => sels.every(sel => { const c = document.querySelector(sel);
   if (!c || !c.width) return false;
@@ -121,8 +142,14 @@ def main(argv=None):
             page.wait_for_function(PAINTED_JS, arg=CANVASES, polling=50, timeout=120_000)
             harness.wait_settled(page)
             time.sleep(1.0)
-            steps = [page.evaluate(MEASURE_JS, ["key", ["ArrowUp" if i % 2 else "ArrowDown"],
-                                                CANVASES]) for i in range(args.repeats)]
+            n = args.slices
+            z = int(page.locator(".radipop-slice-text input").input_value())
+            steps = []
+            for i in range(args.repeats):
+                delta = 1 if i % 2 else -1
+                steps.append(page.evaluate(MEASURE_JS, [
+                    "key", ["ArrowUp" if delta > 0 else "ArrowDown"], step_watch(z, delta, n)]))
+                z += delta
             page.keyboard.press("d")
             page.locator(".radipop-tools button.mod-active", has_text="Draw").wait_for()
             time.sleep(0.5)
@@ -130,10 +157,11 @@ def main(argv=None):
             edits, undos, edit_bytes = [], [], []
             for _ in range(args.repeats):
                 mark = len(received)
-                edits.append(page.evaluate(MEASURE_JS, ["click", centre, CANVASES]))
+                watch = edit_watch(z, *centre, n)
+                edits.append(page.evaluate(MEASURE_JS, ["click", centre, watch]))
                 time.sleep(0.3)                       # the rest of the edit's messages
                 edit_bytes.append(sum(received[mark:]) / 1024)
-                undos.append(page.evaluate(MEASURE_JS, ["key", ["z", True], CANVASES]))
+                undos.append(page.evaluate(MEASURE_JS, ["key", ["z", True], watch]))
                 time.sleep(0.3)
             zooms = [page.evaluate(MEASURE_JS, ["zoom", ["+" if i % 2 == 0 else "-"], []])
                      for i in range(args.repeats)]

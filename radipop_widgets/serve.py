@@ -156,6 +156,12 @@ def server_classes():
     class GuardedConnection(ZMQChannelsWebsocketConnection):
         """Kernel websocket connection that reads no client frame before checking it."""
 
+        def connect(self):
+            # Updates are small messages written in bursts (a style rule, canvas commands):
+            # without TCP_NODELAY the later ones wait for the browser's delayed ACK.
+            self.websocket_handler.set_nodelay(True)
+            return super().connect()
+
         def handle_incoming_message(self, incoming_msg) -> None:
             problem = serve_guard.frame_problem(incoming_msg, self.subprotocol)
             if problem is None:
