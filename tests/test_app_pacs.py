@@ -101,6 +101,24 @@ def test_search_open_and_reopen_from_the_cache(logged_in, pacs, tmp_path):
     assert not messages(app, "error")
 
 
+def test_the_series_found_show_where_they_stand_in_the_worklist(logged_in, pacs, tmp_path):
+    app = make_app(tmp_path)
+    app.pacs.patient_text.value = "PHANTOM*"
+    app.search_pacs()
+    app.wait()
+    assert app.pacs.series_list.options[0][0].endswith(" · not started")
+    app.open_pacs(0)
+    app.wait()
+    labels = app.session.labels.copy()
+    labels[2, 10:20, 10:20] = 1                          # one edit: autosaved, in progress
+    app.session.set_labels(labels)
+    app.search_pacs()
+    app.wait()
+    liver = app.session.volumes_ml()["liver"]
+    label = app.pacs.series_list.options[0][0]
+    assert " · in progress" in label and f"(liver {liver:.0f} mL)" in label
+
+
 def test_search_by_date(logged_in, pacs, tmp_path):
     app = make_app(tmp_path)
     app.pacs.date_text.value = "20990101-"

@@ -143,3 +143,21 @@ def test_the_real_studies_are_listed_from_their_headers(tmp_path):
     abdomen = rows["ct-abdomen-3mm"]
     assert (abdomen.entry.n_slices, abdomen.thickness_mm) == (112, 3.0)
     assert all(r.status == NOT_STARTED for r in rows.values())
+
+
+def test_series_rows_say_where_a_pacs_series_stands(cohort, tmp_path):
+    root, paths = cohort
+    workspace = tmp_path / "ws"
+    session = label_study(paths["a_portal"], workspace, save=False, autosave=True)
+    uid, unknown = session.study.series_uid, "1.2.826.0.1.3680043.99.1"
+    pacs = Worklist(None, workspace)                       # no data folder: PACS series only
+    rows = pacs.series_rows([uid, unknown])
+    assert rows[unknown].status == NOT_STARTED and rows[unknown].volumes_ml is None
+    assert rows[uid].status == IN_PROGRESS
+    assert rows[uid].volumes_ml == pytest.approx(session.volumes_ml())
+    session.save()
+    folder = Worklist(root / "data", workspace)
+    folder.scan()
+    folder.mark_done(f"uid-{uid}", user="alice")
+    assert (pacs.series_rows([uid])[uid].status, pacs.series_rows([uid])[uid].by) == (DONE,
+                                                                                      "alice")

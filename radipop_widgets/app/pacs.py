@@ -16,6 +16,7 @@ from typing import Callable
 import ipywidgets as widgets
 
 from .. import persist
+from ..cohort.worklist import Worklist
 from ..dicomweb import DicomWeb, default_url
 from ..errors import PacsConfigError, RadipopError
 from ..export import dicom_seg_problem
@@ -43,6 +44,7 @@ class PacsPanel:
         self.show_session = show_session
         self.show_tab = show_tab
         self.servers: dict[str, DicomWeb] = {}
+        self.progress = Worklist(None, workspace)   # where each series found stands
         self.found = []            # (server url, PacsStudy, PacsSeries) per list entry
         self.opened_from: dict[str, str] = {}   # series UID -> server URL it was loaded from
         wide = {"description_width": "72px"}
@@ -147,8 +149,11 @@ class PacsPanel:
     def _list(self, chosen) -> None:
         """Show the series found, ``chosen`` selected."""
         with self.ctx.quiet():
-            self.series_list.options = [(self._label(self.server(url), study, series), i)
-                                        for i, (url, study, series) in enumerate(self.found)]
+            rows = self.progress.series_rows([series.series_uid for _, _, series in self.found])
+            self.series_list.options = [
+                (self._label(self.server(url), study, series) + _progress(
+                    rows[series.series_uid]), i)
+                for i, (url, study, series) in enumerate(self.found)]
             self.series_list.value = chosen
 
     def _label(self, web, study, series) -> str:
@@ -209,3 +214,11 @@ class PacsPanel:
             self.sent_text.value = f"<small>{html.escape(text)}</small>"
             self.ctx.status(text)
         return self.ctx.jobs.run("Sending the DICOM SEG", work, done, "Sending the DICOM SEG")
+
+
+def _progress(row) -> str:
+    """Where a series found stands in the workspace, as the worklist says it."""
+    v = row.volumes_ml or {}
+    ml = ", ".join(f"{o} {v[o]:.0f} mL" for o in ("liver", "spleen") if v.get(o))
+    by = f" by {row.by}" if row.by else ""
+    return f" · {row.status}{by}" + (f" ({ml})" if ml else "")

@@ -146,17 +146,19 @@ class Worklist:
 
     Parameters
     ----------
-    data_root : path
-        The data folder (DICOM series in folders, NIfTI files), searched recursively.
+    data_root : path or None
+        The data folder (DICOM series in folders, NIfTI files), searched recursively;
+        None for a worklist of PACS series only (:meth:`series_rows`).
     workspace : path, optional
         Where sessions, the status records and the scan cache live.
     """
 
     def __init__(self, data_root, workspace=None):
-        self.data_root = Path(data_root).expanduser().resolve()
+        self.data_root = Path(data_root).expanduser().resolve() if data_root is not None \
+            else None
         self.workspace = persist.workspace_dir(workspace)
         self.status = StatusStore(self.workspace)
-        digest = hashlib.sha256(str(self.data_root).encode()).hexdigest()[:16]
+        digest = hashlib.sha256(str(self.data_root or "").encode()).hexdigest()[:16]
         self.cache_path = cohort_dir(self.workspace) / f"scan-{digest}.json"
         self.rows: list[WorklistRow] = []
         self.last_scan = {"folders": 0, "read": 0}
@@ -173,6 +175,8 @@ class Worklist:
 
     def scan_entries(self, progress=None) -> list[tuple[StudyEntry, dict]]:
         """Every study under the data folder (headers only, cached per folder)."""
+        if self.data_root is None:
+            return []
         cache, fresh, read = self._load_cache(), {}, 0
         walked = []
         for folder, dirs, files in os.walk(self.data_root):
@@ -202,8 +206,7 @@ class Worklist:
         self.last_scan = {"folders": len(walked), "read": read}
         return studies
 
-    def scan(self, progress=None) -> list[WorklistRow]:
-        """Scan the data folder and the workspace; the rows, sorted by path."""
+    def _sessions_by_key(self) -> dict[str, list]:
         sessions: dict[str, list] = {}
         for s in persist.list_sessions(self.workspace):
             if s.damaged:
@@ -213,6 +216,25 @@ class Worklist:
                 keys.add(_path_key(s.study_path, s.series_uid))
             for key in keys - {None}:
                 sessions.setdefault(key, []).append(s)
+        return sessions
+
+    def series_rows(self, series_uids, entries=None) -> dict[str, WorklistRow]:
+        """Where each series of a PACS query stands in the workspace: the row a study with
+        that SeriesInstanceUID has (status, who, volumes, flags), by UID. ``entries`` maps
+        a UID to its description (a :class:`StudyEntry` or None)."""
+        sessions = self._sessions_by_key()
+        rows = {}
+        for uid in series_uids:
+            key = f"uid-{uid}"
+            found = sorted(sessions.get(key, []), key=lambda s: s.saved_at or "", reverse=True)
+            row = WorklistRow(key, (entries or {}).get(uid), sessions=found)
+            self._fill(row)
+            rows[uid] = row
+        return rows
+
+    def scan(self, progress=None) -> list[WorklistRow]:
+        """Scan the data folder and the workspace; the rows, sorted by path."""
+        sessions = self._sessions_by_key()
         entries = self.scan_entries(progress)
         seen: dict[str, int] = {}
         for entry, _ in entries:
