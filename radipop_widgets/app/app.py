@@ -47,6 +47,9 @@ from .view import ViewPanel
 from .viewer import Viewer
 
 TABS = ("Segment", "View", "Study", "PACS", "Save & export", "Statistics", "Help")
+# Tabs as wide as their titles (ipywidgets gives each 144 px: seven did not fit at 1366 px)
+TAB_CSS = (".radipop-app .widget-tab > .lm-TabBar .lm-TabBar-tab "
+           "{ flex: 0 1 auto; min-width: 0; padding: 0 8px; }")
 
 
 class App:
@@ -171,7 +174,8 @@ class App:
 
     def _update_css(self) -> None:
         self.style.value = (self.viewer.css(self.ortho.css_views())
-                            + f"<style>{ANNOTATION_CSS}</style>" + self.key_map.helper_html())
+                            + f"<style>{ANNOTATION_CSS}{TAB_CSS}</style>"
+                            + self.key_map.helper_html())
 
     def _views_shown(self) -> None:
         self._update_css()
