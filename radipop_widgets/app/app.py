@@ -254,7 +254,6 @@ class App:
         if event.labels_changed:
             self.ortho.render_overlay(slices)
             self.fill.refresh()
-            self.navigation.update_present(slices)
             self.navigation.render_strip()
             self.statistics.update(slices)
         if event.labels_changed or event.regions_changed:

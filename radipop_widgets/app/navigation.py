@@ -23,7 +23,6 @@ class Navigation:
     def __init__(self, ctx: Context, on_change: Callable[[], None]):
         self.ctx = ctx
         self.on_change = on_change
-        self.present = np.zeros((1, len(MEASURED)), bool)   # slice x organ, for the strip
         self._wheel = 0.0
         self.slider = widgets.IntSlider(0, 0, 0, description="Slice", readout=False,
                                         continuous_update=True,
@@ -46,7 +45,6 @@ class Navigation:
             for control in (self.slider, self.text):
                 control.max = n - 1
         self.total.value = f"/ {n - 1}"
-        self.update_present()
 
     def set_slice(self, z, force: bool = False) -> None:
         """Show slice ``z`` (clamped to the study)."""
@@ -82,15 +80,11 @@ class Navigation:
             self.step_slice(-1 if self._wheel > 0 else 1)
             self._wheel = 0.0
 
-    def update_present(self, slices=None) -> None:
-        """Which slices carry each measured organ (all slices, or only ``slices``)."""
-        labels = self.ctx.session.labels
-        if slices is None:
-            self.present = np.stack([(labels == o.value).any(axis=(1, 2)) for o in MEASURED],
-                                    axis=1)
-            return
-        for z in slices:
-            self.present[z] = [(labels[z] == o.value).any() for o in MEASURED]
+    @property
+    def present(self) -> np.ndarray:
+        """bool (slices, organs): which slices carry each measured organ (from the
+        Session's per-slice label counts, kept current by every edit)."""
+        return self.ctx.session.label_counts.counts[:, [o.value for o in MEASURED]] > 0
 
     def start_slice(self) -> int:
         """The middle of the labelled slices, else the middle of the study."""
