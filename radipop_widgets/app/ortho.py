@@ -236,9 +236,12 @@ class OrthoPanel:
         z, across = voxel
         other = self.sagittal if view == "coronal" else self.coronal
         other.index = across
-        self.render()
-        self.set_slice(z)
-        self.render_cross()
+        self.render_ct()
+        self.render_overlay()
+        if z == self.ctx.z:
+            self.render_cross()
+        else:
+            self.set_slice(z)        # the dashboard redraws the crosshairs for a new slice
 
     def set_planes(self, row=None, col=None) -> None:
         """Put the coronal plane at ``row`` and the sagittal one at ``col`` (image pixels)."""
