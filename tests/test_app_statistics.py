@@ -54,6 +54,13 @@ def click_plot(app, label, x):
         None, {"event": "mouse_down", "x": x, "y": 20}, [])
 
 
+def wait_measured(app, timeout=10.0):
+    """Wait (at most ``timeout`` s) until the served app's timer has measured."""
+    deadline = time.monotonic() + timeout
+    while app.statistics.stale and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
 def volume_cell(value):
     return f"<b>{value:,.1f}</b>".replace(",", "&#8239;")
 
@@ -124,14 +131,11 @@ def test_served_app_measures_later_off_the_click_path(phantom, tmp_path):
     app = make_app(phantom, tmp_path, background=True)
     app.wait()
     app.tabs.selected_index = STATS
-    deadline = time.monotonic() + 10
-    while app.statistics.stale and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_measured(app)
     runs = app.statistics.runs
     paint(app, 5, reference[5] == SPLEEN, SPLEEN)
     assert app.statistics.runs == runs and app.statistics.pending   # not in the handler
-    while app.statistics.stale and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_measured(app)
     assert not app.statistics.stale and app.statistics.runs == runs + 1
     spleen = app.session.measurements()["spleen"]
     assert volume_cell(spleen["volume_ml"]) in app.statistics.table.value
@@ -177,9 +181,7 @@ def test_measures_only_the_slices_that_may_hold_labels_and_equals_the_api(phanto
 
     def check():
         app.statistics.flush()
-        deadline = time.monotonic() + 10
-        while app.statistics.stale and time.monotonic() < deadline:
-            time.sleep(0.02)
+        wait_measured(app)
         assert app.statistics.measurements == app.session.measurements()
 
     check()
@@ -217,14 +219,11 @@ def test_served_app_measures_once_after_a_burst_of_edits(phantom, tmp_path):
     app = make_app(phantom, tmp_path, background=True)
     app.wait()
     app.tabs.selected_index = STATS
-    deadline = time.monotonic() + 10
-    while app.statistics.stale and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_measured(app)
     runs = app.statistics.runs
     for z in (4, 5, 6, 7):                             # well within DELAY of each other
         paint(app, z, reference[z] == LIVER, LIVER)
     assert app.statistics.runs == runs and app.statistics.pending
-    while app.statistics.stale and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_measured(app)
     assert app.statistics.runs == runs + 1             # one measuring, after the pause
     assert app.statistics.measurements == app.session.measurements()

@@ -3,6 +3,7 @@ sort and filter, read-only while another kernel edits the study, the cohort expo
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 
 import numpy as np
@@ -94,21 +95,31 @@ def test_new_studies_appear_when_the_study_tab_is_shown(app, tmp_path):
     assert len(app.studies.entries) == 4 and len(app.studies.study_list.options) == 4
 
 
-def _hold(folder, ready, stop):
-    SessionLock(folder, "other-kernel", user="carol").acquire()
+def _hold(folder, user, ready, stop):
+    SessionLock(folder, "other-kernel", user=user).acquire()   # user None: this login
     ready.set()
     stop.wait(60)
 
 
-def test_a_study_another_kernel_edits_opens_read_only_until_taken_over(app):
+@contextlib.contextmanager
+def held_elsewhere(app, user=None):
+    """The open study's lock held by another process (``user``, else this user)."""
     folder = persist.default_session_dir(app.session.study, app.workspace)
     app.session.unlock()
     ctx = multiprocessing.get_context("spawn")
     ready, stop = ctx.Event(), ctx.Event()
-    other = ctx.Process(target=_hold, args=(folder, ready, stop))
+    other = ctx.Process(target=_hold, args=(folder, user, ready, stop))
     other.start()
     try:
         assert ready.wait(60)
+        yield
+    finally:
+        stop.set()
+        other.join(10)
+
+
+def test_a_study_another_kernel_edits_opens_read_only_until_taken_over(app):
+    with held_elsewhere(app, "carol"):
         app.studies.refresh()
         row = app.studies.worklist.rows[app.studies.study_list.value]
         assert row.editor is not None and row.by == "carol"
@@ -128,33 +139,14 @@ def test_a_study_another_kernel_edits_opens_read_only_until_taken_over(app):
         panel.take_over_button.click()
         assert panel.lock_row.layout.display == "none" and app.session.autosave
         assert app.session.editor is None
-    finally:
-        stop.set()
-        other.join(10)
-
-
-def _hold_as_me(folder, ready, stop):
-    SessionLock(folder, "my-other-page").acquire()        # the same user, another kernel
-    ready.set()
-    stop.wait(60)
 
 
 def test_the_same_users_other_page_does_not_make_the_study_read_only(app):
     """A reload (or a second tab) starts a new kernel while the old one still holds the
     lock: the study opened read-only for its own user, and every edit was refused."""
-    folder = persist.default_session_dir(app.session.study, app.workspace)
-    app.session.unlock()
-    ctx = multiprocessing.get_context("spawn")
-    ready, stop = ctx.Event(), ctx.Event()
-    other = ctx.Process(target=_hold_as_me, args=(folder, ready, stop))
-    other.start()
-    try:
-        assert ready.wait(60)
+    with held_elsewhere(app):
         app.open_study(app.studies.study_list.value)
         panel = app.studies.worklist
         assert panel.lock_row.layout.display == "none" and app.session.autosave
         assert app.ctx.read_only is None and app.session.editor is None
         assert any("open in another page" in text for _, text in app.messages.messages)
-    finally:
-        stop.set()
-        other.join(10)
