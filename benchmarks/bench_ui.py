@@ -215,15 +215,7 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as tmp, \
             harness.voila_server({"RADIPOP_WORKSPACE": tmp}) as url, sync_playwright() as p:
         browser = harness.launch(p)
-        opens = []
-        for _ in range(args.opens):
-            page = browser.new_page(viewport={"width": 1366, "height": 768})
-            page.route("https://cdn.jsdelivr.net/**", lambda route: route.abort())
-            start = time.perf_counter()
-            page.goto(url)
-            harness.wait_painted(page)
-            opens.append((time.perf_counter() - start) * 1000)
-            page.close()
+        opens = harness.time_opens(browser, url, args.opens, harness.wait_painted)
 
         page = harness.open_app(browser, url)
         time.sleep(1.0)

@@ -38,7 +38,8 @@ MEASURE_JS = """async ([kind, arg, watch]) => {
     const [x0, y0, x1, y1] = box ?? [0, 0, c.width, c.height];
     const d = c.getContext('2d', {willReadFrequently: true})
                .getImageData(x0, y0, x1 - x0, y1 - y0).data;
-    let h = 0; for (let i = 0; i < d.length; i += 4 * stride) h = (h * 31 + d[i] + 7 * d[i + 2]) | 0;
+    let h = 0;
+    for (let i = 0; i < d.length; i += 4 * stride) h = (h * 31 + d[i] + 7 * d[i + 2]) | 0;
     return h; };
   const image = document.querySelector('canvas.radipop-image');
   const transform = () => getComputedStyle(image).transform;
@@ -123,15 +124,9 @@ def main(argv=None):
         env = {"RADIPOP_WORKSPACE": f"{tmp}/sessions", "RADIPOP_DATA": str(data)}
         with harness.voila_server(env) as url, sync_playwright() as p:
             browser = harness.launch(p)
-            opens = []
-            for _ in range(args.opens):
-                page = browser.new_page(viewport={"width": 1366, "height": 768})
-                page.route("https://cdn.jsdelivr.net/**", lambda route: route.abort())
-                start = time.perf_counter()
-                page.goto(url)
-                page.wait_for_function(PAINTED_JS, arg=CANVASES, polling=20, timeout=120_000)
-                opens.append((time.perf_counter() - start) * 1000)
-                page.close(run_before_unload=True)   # its kernel is shut down now
+            opens = harness.time_opens(browser, url, args.opens, lambda page:
+                                       page.wait_for_function(PAINTED_JS, arg=CANVASES,
+                                                              polling=20, timeout=120_000))
 
             page = harness.open_app(browser, url, timeout=120)
             page.wait_for_function(PAINTED_JS, arg=CANVASES, polling=50, timeout=60_000)

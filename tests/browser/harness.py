@@ -105,6 +105,21 @@ def open_app(browser, url: str, width: int = 1366, height: int = 768, timeout: f
     return page
 
 
+def time_opens(browser, url: str, n: int, wait) -> list[float]:
+    """ms from ``goto`` to ``wait(page)`` returning, for ``n`` new pages (a new kernel
+    each; each page closed with its beforeunload, so its kernel is shut down)."""
+    times = []
+    for _ in range(n):
+        page = browser.new_page(viewport={"width": 1366, "height": 768})
+        page.route("https://cdn.jsdelivr.net/**", lambda route: route.abort())
+        start = time.perf_counter()
+        page.goto(url)
+        wait(page)
+        times.append((time.perf_counter() - start) * 1000)
+        page.close(run_before_unload=True)
+    return times
+
+
 def wait_painted(page, timeout: float = 60.0):
     page.wait_for_function(
         """() => { const c = document.querySelector('canvas.radipop-image');
