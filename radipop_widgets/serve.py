@@ -196,7 +196,8 @@ def server_classes():
             found = []
             for kernel_id in list(self._kernels):
                 kernel = self._kernels[kernel_id]
-                last = getattr(kernel, "last_activity", None)
+                # A kernel still starting has no last_activity yet: reading it raises.
+                last = kernel.last_activity if kernel.trait_has_value("last_activity") else None
                 if (self._kernel_connections.get(kernel_id, 0) == 0 and last is not None
                         and getattr(kernel, "execution_state", None) != "busy"
                         and (now - last).total_seconds() >= min_idle):

@@ -407,7 +407,8 @@ def test_a_full_server_shows_a_clear_page_and_reclaims_kernels_without_page(tabs
         thread.start()
     for thread in threads:
         thread.join()
-    assert sorted(a[0] for a in answers) == [200, 200, 503, 503]  # 4 at once, room for 2
+    assert sorted(a[0] for a in answers) == [200, 200, 503, 503], \
+        served.output()[-3000:]  # 4 at once, room for 2
     assert all("The dashboard is full" in a[1] for a in answers if a[0] == 503)
     kernel_ids = [re.search(r'"kernelId": "([0-9a-f-]{36})"', a[1]).group(1)
                   for a in answers if a[0] == 200]

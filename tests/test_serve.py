@@ -197,3 +197,15 @@ def test_lab_only_front_end_extensions_are_kept_out_of_the_page():
     installed = [{"name": "@jupyterhub/jupyter-server-proxy"}, {"name": "ipycanvas"}]
     kept = filter_extension(installed, extension_denylist=config.extension_denylist)
     assert [e["name"] for e in kept] == ["ipycanvas"]
+
+
+def test_a_kernel_still_starting_is_no_orphan_and_no_error():
+    """A page refused while another page's kernel starts: that kernel has no
+    ``last_activity`` yet (a traitlets error, not None) and is neither reclaimed nor a 500."""
+    from jupyter_server.services.kernels.kernelmanager import ServerKernelManager
+
+    manager = serve.server_classes()["kernel_manager"](max_kernels=1)
+    manager._kernels["starting"] = ServerKernelManager()
+    manager._kernel_connections["starting"] = 0
+    assert manager.orphans(min_idle=0) == []
+    assert manager.at_capacity()
