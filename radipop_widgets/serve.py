@@ -1,7 +1,7 @@
 """Serve the dashboard with Voilà on the loopback interface, with safe settings.
 
 ``python -m radipop_widgets.serve [--port 8866] [--data FOLDER] [--token TOKEN]
-[--cull-after SECONDS] [--max-kernels N]``
+[--cull-after SECONDS] [--max-kernels N] [--standby N]``
 
 Besides Voilà's own options this launcher
 
@@ -15,6 +15,8 @@ Besides Voilà's own options this launcher
   last disconnection;
 - caps the kernels per server (``--max-kernels``): when full, kernels of closed pages are
   reclaimed first, and if every kernel has a page a clear "dashboard full" page is shown;
+- keeps ``--standby`` kernels ready for the next page (Voilà's preheated kernels: the
+  notebook run, the first study loaded, shown once a page takes the kernel);
 - keeps the token out of the log and out of the kernels' environment: the one line that
   tells the URL to open is printed to stdout once.
 """
@@ -24,7 +26,6 @@ from __future__ import annotations
 import argparse
 import contextvars
 import functools
-import html
 import logging
 import os
 import sys
@@ -34,6 +35,7 @@ from typing import ClassVar
 from traitlets.config import Config
 
 from . import serve_guard
+from .serve_pages import FREE_ON_PAGEHIDE, full_page
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "radipop.ipynb"
 
@@ -42,6 +44,10 @@ CULL_AFTER = 45
 
 MAX_KERNELS = 8
 """Kernels (open pages) per server by default: each holds ~150 MB plus its CT."""
+
+STANDBY = 1
+"""Kernels kept started, with the notebook run and the first study loaded, for the next
+page (Voilà's preheated kernels): a page opens in about half the time."""
 
 RECLAIM_AFTER = 10
 """When full, kernels without a connection for this long are reclaimed for a new page."""
@@ -80,44 +86,6 @@ def cull_interval(cull_after: int) -> int:
     return max(1, min(10, int(cull_after) // 5))
 
 
-def full_page(max_kernels: int) -> str:
-    """The page shown when every kernel of the server has an open page."""
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>RadiPOP dashboard: full</title>
-<meta http-equiv="refresh" content="30"></head>
-<body style="font-family: sans-serif; max-width: 40em; margin: 4em auto">
-<h1>The dashboard is full</h1>
-<p>{html.escape(str(max_kernels))} dashboard pages are open on this server, its limit.
-Close a dashboard tab you no longer use (its work is autosaved) and this page retries by
-itself in 30 seconds.</p>
-<p>An administrator can raise the limit with <code>--max-kernels</code>
-(<code>RADIPOP_MAX_KERNELS</code>).</p>
-</body></html>
-"""
-
-
-# Voilà's page sends its shutdown beacon on ``beforeunload`` only, which browsers skip in
-# several cases (a tab closed by the system, a mobile browser, Chromium's automation);
-# ``pagehide`` fires there too. Appended after the page (the parser puts it in the body).
-FREE_ON_PAGEHIDE = r"""
-<script>
-/* radipop-widgets: free this page's kernel when the page goes away. */
-(function () {
-  var sent = false;
-  window.addEventListener('pagehide', function (event) {
-    if (sent || event.persisted) return;
-    sent = true;
-    try {
-      var config = JSON.parse(document.getElementById('jupyter-config-data').textContent);
-      var xsrf = document.cookie.match('\\b_xsrf=([^;]*)\\b');
-      var form = new FormData();
-      form.append('_xsrf', xsrf ? xsrf[1] : '');
-      navigator.sendBeacon(config.baseUrl + 'voila/api/shutdown/' + config.kernelId, form);
-    } catch (error) { /* no kernel to free */ }
-  });
-})();
-</script>
-"""
 
 
 class _Admission:
@@ -172,8 +140,12 @@ def server_classes():
             return None
 
     class DashboardKernelManager(AsyncMappingKernelManager):
-        """Kernel manager with a cap, kernel idle time counted from the last disconnection,
-        and no secret in the kernels' environment."""
+        """Kernel manager with a cap on pages, kernel idle time counted from the last
+        disconnection, no secret in the kernels' environment, and standby kernels.
+
+        A standby kernel is one Voilà's preheat pool started (notebook run, study loaded)
+        for the next page; it is no page's until a page takes it, and is never culled or
+        reclaimed meanwhile. The cap counts pages only: standby kernels come on top."""
 
         max_kernels = Integer(MAX_KERNELS, config=True,
                               help="Most kernels (open pages) at a time.")
@@ -182,9 +154,29 @@ def server_classes():
         def __init__(self, **kwargs):
             super().__init__(**kwargs)
             self._reserved = 0  # slots of admitted pages whose kernel is not started yet
+            self._standby: set[str] = set()  # kernels of the pool no page has taken yet
+
+        def page_kernels(self) -> int:
+            return sum(1 for kernel_id in self._kernels if kernel_id not in self._standby)
 
         def at_capacity(self) -> bool:
-            return len(self._kernels) + self._reserved >= self.max_kernels
+            return self.page_kernels() + self._reserved >= self.max_kernels
+
+        def hand_out_standby(self, notebook: str) -> None:
+            """The pool's first kernel becomes a page's: Voilà hands it out next, in the
+            same step of the event loop (no await in between)."""
+            task = self._pools[notebook][0]
+            if not task.done():
+                task.add_done_callback(self._taken)
+            else:
+                self._taken(task)
+
+        def _taken(self, task) -> None:
+            if not task.cancelled() and task.exception() is None:
+                kernel_id = task.result()["kernel_id"]
+                self._standby.discard(kernel_id)
+                if kernel_id in self._kernels:  # idle from now on, not from its start
+                    self._kernels[kernel_id].last_activity = utcnow()
 
         def admit(self) -> _Admission:
             """Reserve a kernel slot for a page (check :meth:`at_capacity` first)."""
@@ -195,6 +187,8 @@ def server_classes():
             now = utcnow()
             found = []
             for kernel_id in list(self._kernels):
+                if kernel_id in self._standby:
+                    continue
                 kernel = self._kernels[kernel_id]
                 # A kernel still starting has no last_activity yet: reading it raises.
                 last = kernel.last_activity if kernel.trait_has_value("last_activity") else None
@@ -215,14 +209,18 @@ def server_classes():
             return reclaimed
 
         async def start_kernel(self, *args, **kwargs):
-            admission = _ADMISSION.get()
-            admitted = admission is not None and admission.manager is self and admission.held
-            if kwargs.get("kernel_id") is None and not admitted and self.at_capacity():
-                raise web.HTTPError(503, f"the dashboard is full ({self.max_kernels} kernels)")
             env = kwargs.get("env")
             if env:
                 kwargs["env"] = {key: serve_guard.redact(str(value), self.secrets)
                                  for key, value in env.items()}
+            if (env or {}).get("VOILA_PREHEAT") == "True":  # for the pool: no page's yet
+                kernel_id = await super().start_kernel(*args, **kwargs)
+                self._standby.add(kernel_id)
+                return kernel_id
+            admission = _ADMISSION.get()
+            admitted = admission is not None and admission.manager is self and admission.held
+            if kwargs.get("kernel_id") is None and not admitted and self.at_capacity():
+                raise web.HTTPError(503, f"the dashboard is full ({self.max_kernels} kernels)")
             if not admitted:  # a kernel not started for a page: hold a slot while it starts
                 admission = self.admit()
             try:
@@ -260,14 +258,33 @@ def server_classes():
                 self.set_header("Retry-After", "30")
                 self.finish(full_page(manager.max_kernels))
                 return
-            # Checked and reserved with no await in between: concurrent pages cannot both
-            # take the last slot; the reservation passes to start_kernel through the context.
+            # Checked and reserved (or a standby kernel taken) with no await in between:
+            # concurrent pages cannot both take the last slot; the reservation passes to
+            # start_kernel through the context.
+            if self._takes_standby():
+                manager.hand_out_standby(self.notebook_path)
+                await super().get(path=path)
+                self._end_page()
+                return
             admission = manager.admit()
             _ADMISSION.set(admission)
             try:
                 await super().get(path=path)
             finally:
                 admission.release()
+            self._end_page()
+
+        def _takes_standby(self) -> bool:
+            """Whether Voilà serves this request from its pool of standby kernels."""
+            manager = self.kernel_manager
+            if not hasattr(manager, "hand_out_standby") or not self.notebook_path:
+                return False
+            return self.should_use_rendered_notebook(
+                manager.notebook_data.get(self.notebook_path, {}),
+                manager.get_pool_size(self.notebook_path), self.get_argument("template", None),
+                self.get_argument("theme", None), self.request.arguments)
+
+        def _end_page(self) -> None:
             if not self._finished and self.get_status() == 200:
                 self.write(FREE_ON_PAGEHIDE)
 
@@ -324,7 +341,7 @@ LAB_ONLY_EXTENSIONS = ("@jupyterhub/jupyter-server-proxy",)
 
 
 def voila_config(cull_after: int = CULL_AFTER, max_kernels: int = MAX_KERNELS,
-                 token: str | None = None):
+                 token: str | None = None, standby: int = STANDBY):
     """Safe settings that the command line cannot express cleanly."""
     classes = server_classes()
     config = Config()
@@ -346,6 +363,9 @@ def voila_config(cull_after: int = CULL_AFTER, max_kernels: int = MAX_KERNELS,
     config.MappingKernelManager.cull_busy = False
     config.DashboardKernelManager.max_kernels = int(max_kernels)
     config.DashboardKernelManager.secrets = [token] if token else []
+    if standby:
+        config.VoilaConfiguration.preheat_kernel = True
+        config.VoilaKernelManager.kernel_pools_config = {"default": {"pool_size": standby}}
     return config
 
 
@@ -375,14 +395,23 @@ def install_log_redaction(secrets=()) -> None:
     logging.setLogRecordFactory(make_record)
 
 
-def _positive_int(text: str) -> int:
+def _whole_number(text: str, least: int) -> int:
     try:
         value = int(text)
     except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} is not a positive whole number")
+        value = least - 1
+    if value < least:
+        kind = "positive whole number" if least else "whole number, 0 or more"
+        raise argparse.ArgumentTypeError(f"{text} is not a {kind}")
     return value
+
+
+def _positive_int(text: str) -> int:
+    return _whole_number(text, 1)
+
+
+def _count(text: str) -> int:
+    return _whole_number(text, 0)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -398,6 +427,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-kernels", type=_positive_int,
                         default=os.environ.get("RADIPOP_MAX_KERNELS", str(MAX_KERNELS)),
                         help="most open dashboard pages at a time (default %(default)s)")
+    parser.add_argument("--standby", type=_count,
+                        default=os.environ.get("RADIPOP_STANDBY", str(STANDBY)),
+                        help="kernels kept ready for the next page, on top of the pages "
+                             "(default %(default)s; 0: none)")
     args = parser.parse_args(argv)
     if args.data:
         data = Path(args.data).expanduser().resolve()
@@ -409,7 +442,7 @@ def main(argv: list[str] | None = None) -> None:
     install_log_redaction([args.token] if args.token else [])
     install_websocket_guard()
     app = server_classes()["app"]
-    config = voila_config(args.cull_after, args.max_kernels, args.token)
+    config = voila_config(args.cull_after, args.max_kernels, args.token, args.standby)
 
     query = f"?token={args.token}" if args.token else ""
     print(f"radipop-widgets dashboard: http://127.0.0.1:{args.port}/{query}", flush=True)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -16,7 +18,8 @@ from radipop_widgets.app.app import TABS
 from radipop_widgets.cohort import new_salt_file
 from radipop_widgets.errors import RadipopError
 from radipop_widgets.io.phantom import write_phantom_series
-from radipop_widgets.locks import SessionLock
+from radipop_widgets.locks import LOCK_FILE, SessionLock, read_lock
+from radipop_widgets.session import Session
 
 GEOMETRY = {"shape": (8, 64, 64), "pixel_mm": 5.0, "slice_mm": 20.0}
 
@@ -150,3 +153,32 @@ def test_the_same_users_other_page_does_not_make_the_study_read_only(app):
         assert panel.lock_row.layout.display == "none" and app.session.autosave
         assert app.ctx.read_only is None and app.session.editor is None
         assert any("open in another page" in text for _, text in app.messages.messages)
+
+
+def test_a_standby_kernel_shows_its_study_and_takes_its_lock_only_for_a_page(
+        tmp_path, monkeypatch):
+    """Voilà's standby kernel (preheat) runs the notebook before any page asks for it:
+    it loads the first study, but shows it and takes its lock only once a page shows the
+    image. Taking the lock at once took it from the same user's page open on that study."""
+    write_phantom_series(tmp_path / "data" / "s1", **GEOMETRY, seed=1)
+    loaded = threading.Event()
+
+    class Loaded(Session):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            loaded.set()
+
+    monkeypatch.setattr("radipop_widgets.app.studies.Session", Loaded)
+    monkeypatch.setenv("VOILA_PREHEAT", "True")
+    app = App(data_root=tmp_path / "data", workspace=tmp_path / "ws",
+              output_root=tmp_path / "exports", background=True)
+    assert loaded.wait(60)
+    time.sleep(0.5)   # the phase estimate, then the wait for a page
+    assert app.busy == "Loading" and app.session is None
+    assert not list((tmp_path / "ws").rglob(LOCK_FILE))
+    app._client_ready()                       # a page shows the image
+    app.wait()
+    assert app.session is not None and app.session.editor is None
+    holder = read_lock(persist.default_session_dir(app.session.study, app.workspace))
+    assert holder is not None and holder.released_at is None
+    app.session.unlock()

@@ -45,14 +45,14 @@ class Served:
     """One running dashboard server, its kernels and its output."""
 
     def __init__(self, tmp: Path, *, cull_after: int = 60, max_kernels: int = 4,
-                 token: str | None = TOKEN):
+                 token: str | None = TOKEN, standby: int = 0):
         self.port = free_port()
         self.token = token
         self.base = f"http://127.0.0.1:{self.port}/"
         self.log_path = tmp / f"server-{self.port}.log"
         env = dict(os.environ, PYTHONPATH=str(ROOT), RADIPOP_WORKSPACE=str(tmp / "sessions"),
                    RADIPOP_OUTPUT=str(tmp / "exports"), RADIPOP_CULL_AFTER=str(cull_after),
-                   RADIPOP_MAX_KERNELS=str(max_kernels))
+                   RADIPOP_MAX_KERNELS=str(max_kernels), RADIPOP_STANDBY=str(standby))
         env.pop("RADIPOP_TOKEN", None)
         if token:
             env["RADIPOP_TOKEN"] = token

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from radipop_widgets import serve, serve_guard
+from radipop_widgets import serve, serve_guard, serve_pages
 from radipop_widgets.serve_guard import V1_PROTOCOL, frame_problem, v1_frame
 
 
@@ -146,7 +146,7 @@ def test_kernels_without_a_page_are_culled_within_a_minute_and_capped():
 
 
 def test_the_full_page_says_what_to_do():
-    page = serve.full_page(8)
+    page = serve_pages.full_page(8)
     assert "The dashboard is full" in page and "8 dashboard pages" in page
     assert "Close a dashboard tab" in page
 

@@ -14,6 +14,8 @@ Session.
 
 from __future__ import annotations
 
+import os
+import threading
 from concurrent.futures import Future
 from pathlib import Path
 
@@ -103,6 +105,11 @@ class App:
                                 self.navigation.set_slice, lambda: self.tool.name == "pan")
         self.readout = Readout(ctx)
         self._pointer: tuple[str, float, float] | None = None   # view, y, x of the mouse
+        # A standby kernel (Voilà's preheat) has no page yet: it loads the first study now
+        # and shows it (taking its lock) once a page shows the image.
+        self._page_shown = threading.Event()
+        if os.environ.get("VOILA_PREHEAT") != "True":
+            self._page_shown.set()
         self.resume_panel = ResumePanel(ctx, self.workspace,
                                         lambda session: self._show_session(session, offer=False))
         self.studies = StudyPanel(ctx, self.data_root, self.workspace, self._show_session,
@@ -120,7 +127,8 @@ class App:
         if study is not None:
             self.set_study(study)
         elif self.studies.entries:
-            guarded(self.messages, "Opening the study")(self.studies.open)(0)
+            guarded(self.messages, "Opening the study")(self.studies.open)(
+                0, shown=self._page_shown)
         else:
             self.messages.warning(f"No studies found under {self.data_root}.")
 
@@ -185,6 +193,7 @@ class App:
         """A new browser view: send it every widget's state, then the image. The page may
         have been built from widget states older than what the loading job set (Voilà
         builds it while the study loads), and updates sent before it connected are lost."""
+        self._page_shown.set()
         send_states(self.widget)
         self.viewer.redraw()
         self.ortho.redraw()

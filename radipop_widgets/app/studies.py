@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import html
+import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
@@ -137,8 +138,9 @@ class StudyPanel:
             return same[0] if len(same) == 1 else None
         return None
 
-    def open(self, index) -> Future:
-        """Load the study at ``index`` of the list as a job and show it; returns a Future."""
+    def open(self, index, shown: threading.Event | None = None) -> Future:
+        """Load the study at ``index`` of the list as a job and show it once ``shown`` is
+        set (at once without it); returns a Future."""
         index = clamp_int(index, 0, len(self.entries) - 1) if self.entries else None
         if index is None:
             raise RadipopError("Choose a study in the list first.")
@@ -150,6 +152,8 @@ class StudyPanel:
             study = load_study(entry.path, series=entry.series_uid, progress=progress)
             session = Session(study, workspace=self.workspace, autosave=True)
             session.phase  # noqa: B018 - estimated (once) here in the worker, not on show
+            if shown is not None:
+                shown.wait()
             return session
 
         key = self.worklist.rows[index].key if index < len(self.worklist.rows) else None
