@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import contextvars
 import functools
-import logging
 import os
 import sys
 from pathlib import Path
@@ -369,32 +368,6 @@ def voila_config(cull_after: int = CULL_AFTER, max_kernels: int = MAX_KERNELS,
     return config
 
 
-def install_log_redaction(secrets=()) -> None:
-    """Hide ``secrets`` and any ``token=...`` in every log record of this process."""
-    secrets = [s for s in secrets if s]
-    previous = logging.getLogRecordFactory()
-    if getattr(previous, "radipop_redacting", False):
-        previous = previous.radipop_previous
-
-    def make_record(*args, **kwargs):
-        record = previous(*args, **kwargs)
-        try:
-            message = record.getMessage()
-        except Exception:  # noqa: BLE001  (a bad format string: the handler reports it)
-            return record
-        clean = serve_guard.redact(message, secrets)
-        if clean != message:
-            record.msg, record.args = clean, None
-        if record.exc_info and not record.exc_text:
-            record.exc_text = serve_guard.redact(
-                logging.Formatter().formatException(record.exc_info), secrets)
-        return record
-
-    make_record.radipop_redacting = True
-    make_record.radipop_previous = previous
-    logging.setLogRecordFactory(make_record)
-
-
 def _whole_number(text: str, least: int) -> int:
     try:
         value = int(text)
@@ -439,7 +412,7 @@ def main(argv: list[str] | None = None) -> None:
         os.environ["RADIPOP_DATA"] = str(data)
     # Kernels inherit this process's environment: the token is not theirs to know.
     os.environ.pop("RADIPOP_TOKEN", None)
-    install_log_redaction([args.token] if args.token else [])
+    serve_guard.install_log_redaction([args.token] if args.token else [])
     install_websocket_guard()
     app = server_classes()["app"]
     config = voila_config(args.cull_after, args.max_kernels, args.token, args.standby)

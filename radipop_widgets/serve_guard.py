@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import re
 import struct
 
@@ -241,3 +242,29 @@ def redact(text: str, secrets=()) -> str:
             text = text.replace(secret, "[redacted]")
     text = _TOKEN_IN_URL.sub(r"\1[redacted]", text)
     return _TOKEN_IN_HEADER.sub(r"\1[redacted]", text)
+
+
+def install_log_redaction(secrets=()) -> None:
+    """Hide ``secrets`` and any ``token=...`` in every log record of this process."""
+    secrets = [s for s in secrets if s]
+    previous = logging.getLogRecordFactory()
+    if getattr(previous, "radipop_redacting", False):
+        previous = previous.radipop_previous
+
+    def make_record(*args, **kwargs):
+        record = previous(*args, **kwargs)
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001  (a bad format string: the handler reports it)
+            return record
+        clean = redact(message, secrets)
+        if clean != message:
+            record.msg, record.args = clean, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = redact(
+                logging.Formatter().formatException(record.exc_info), secrets)
+        return record
+
+    make_record.radipop_redacting = True
+    make_record.radipop_previous = previous
+    logging.setLogRecordFactory(make_record)

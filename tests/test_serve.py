@@ -155,6 +155,16 @@ def test_bad_command_line_values_are_refused(capsys):
     with pytest.raises(SystemExit):
         serve.main(["--max-kernels", "0"])
     assert "positive" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        serve.main(["--standby", "-1"])
+    assert "0 or more" in capsys.readouterr().err
+
+
+def test_standby_kernels_are_voilas_preheated_kernels():
+    config = serve.voila_config(standby=2)
+    assert config.VoilaConfiguration.preheat_kernel is True
+    assert config.VoilaKernelManager.kernel_pools_config == {"default": {"pool_size": 2}}
+    assert "preheat_kernel" not in serve.voila_config(standby=0).VoilaConfiguration
 
 
 # ---------------------------------------------------------------- the token in logs
@@ -172,8 +182,8 @@ def test_redact_hides_the_token(line):
 def test_log_records_are_redacted(caplog):
     previous = logging.getLogRecordFactory()
     try:
-        serve.install_log_redaction(["SECRETtoken123"])
-        serve.install_log_redaction(["SECRETtoken123"])  # idempotent: one layer
+        serve_guard.install_log_redaction(["SECRETtoken123"])
+        serve_guard.install_log_redaction(["SECRETtoken123"])  # idempotent: one layer
         logger = logging.getLogger("radipop-test-redaction")
         with caplog.at_level(logging.INFO, logger=logger.name):
             logger.warning("403 GET %s (%s)", "/x?token=SECRETtoken123", "127.0.0.1")

@@ -24,6 +24,7 @@ RADIPOP_HUB_USERS               allowed user names, comma-separated (default: an
 RADIPOP_HUB_MEM_LIMIT           per user: address space of each process (3G)
 RADIPOP_HUB_CPU_LIMIT           per user: CPU cores (1)
 RADIPOP_HUB_MAX_KERNELS         per user: open dashboard pages at a time (2)
+RADIPOP_HUB_STANDBY             per user: kernels kept ready for the next page (1; 0: none)
 RADIPOP_HUB_CULL_IDLE           idle culler: stop a server idle this many seconds (3600)
 RADIPOP_HUB_ACTIVITY_INTERVAL   seconds between the hub's reads of the proxy's activity (60)
 ==============================  ==========================================================
@@ -220,6 +221,7 @@ c.Spawner.cpu_limit = float(env("RADIPOP_HUB_CPU_LIMIT", "1"))
 c.Spawner.environment = {
     "RADIPOP_DATA": str(DATA),
     "RADIPOP_MAX_KERNELS": env("RADIPOP_HUB_MAX_KERNELS", "2"),
+    "RADIPOP_STANDBY": env("RADIPOP_HUB_STANDBY", "1"),
     "RADIPOP_NICE": env("RADIPOP_NICE", "10"),
 }
 c.Spawner.start_timeout = 90
