@@ -105,11 +105,13 @@ def open_app(browser, url: str, width: int = 1366, height: int = 768, timeout: f
     return page
 
 
-def time_opens(browser, url: str, n: int, wait) -> list[float]:
+def time_opens(browser, url: str, n: int, wait, gap: float = 0.0) -> list[float]:
     """ms from ``goto`` to ``wait(page)`` returning, for ``n`` new pages (a new kernel
-    each; each page closed with its beforeunload, so its kernel is shut down)."""
+    each; each page closed with its beforeunload, so its kernel is shut down), ``gap``
+    seconds after the last (time for the server's standby kernel to get ready)."""
     times = []
     for _ in range(n):
+        time.sleep(gap)
         page = browser.new_page(viewport={"width": 1366, "height": 768})
         page.route("https://cdn.jsdelivr.net/**", lambda route: route.abort())
         start = time.perf_counter()
