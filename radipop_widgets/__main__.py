@@ -1,8 +1,10 @@
 """Command line: ``python -m radipop_widgets cohort status|export|salt``.
 
-``cohort status --data DIR [--workspace DIR]`` prints the worklist as text;
-``cohort export --data DIR --workspace DIR --out DIR [--pseudonymise --salt-file F]``
-writes every done study's mask and ``cohort.csv`` with a progress bar on stderr;
+``cohort status [--data DIR] [--workspace DIR]`` prints the worklist as text (the data
+folder's studies and the PACS series added to the workspace's worklist);
+``cohort export [--data DIR] --workspace DIR --out DIR [--pseudonymise --salt-file F]``
+writes every done study's mask and ``cohort.csv`` with a progress bar on stderr, and
+names the done PACS series it skipped because they are not downloaded;
 ``cohort salt FILE`` writes a new random salt. Patient names are never printed.
 """
 
@@ -50,12 +52,13 @@ def _cell(value, width):
 
 def status_table(rows) -> str:
     """The worklist as text: one line per study (no patient data)."""
-    columns = (("study", 34), ("slices", 6), ("thick", 6), ("status", 12), ("by", 12),
+    columns = (("study", 34), ("from", 11), ("slices", 6), ("thick", 6), ("status", 12), ("by", 12),
                ("liver mL", 9), ("spleen mL", 9), ("last edit", 20), ("flags", 40))
     lines = ["  ".join(_cell(name, w) for name, w in columns)]
     for r in rows:
         v = r.volumes_ml or {}
-        values = (r.description, r.entry.n_slices,
+        source = "folder" if r.pacs is None else "PACS cached" if r.pacs.cached else "PACS"
+        values = (r.description, source, r.entry.n_slices,
                   f"{r.thickness_mm:g}" if r.thickness_mm else "", r.status, r.by or "",
                   f"{v['liver']:.0f}" if v.get("liver") else "",
                   f"{v['spleen']:.0f}" if v.get("spleen") else "",
@@ -77,7 +80,8 @@ def _parser() -> argparse.ArgumentParser:
     for name, text in (("status", "print the worklist"),
                        ("export", "write every done study's mask and cohort.csv")):
         p = actions.add_parser(name, help=text)
-        p.add_argument("--data", required=True, help="the data folder of studies")
+        p.add_argument("--data", default=None, help="the data folder of studies (without "
+                       "it: only the PACS series added to the workspace's worklist)")
         p.add_argument("--workspace", default=None,
                        help="where the sessions are (default $RADIPOP_WORKSPACE)")
         if name == "export":
@@ -113,7 +117,9 @@ def main(argv=None) -> int:
           f"by {current_user()}")
     for what, reason in report.failed:
         print(f"not exported: {what}: {reason}", file=sys.stderr)
-    return 1 if report.failed else 0
+    for what, reason in report.skipped:
+        print(f"skipped: {what}: {reason}", file=sys.stderr)
+    return 1 if report.failed or report.skipped else 0
 
 
 if __name__ == "__main__":

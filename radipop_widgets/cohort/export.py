@@ -9,7 +9,10 @@ same patient gets ``<id>-2``. With a salt the table holds no PatientID and no UI
 are replaced by salted hashes as well). Patient names are never read into the export.
 
 A study that cannot be exported (its files are gone or damaged, its session unreadable)
-is named in :attr:`ExportReport.failed` with the reason; the others are exported.
+is named in :attr:`ExportReport.failed` with the reason; the others are exported. A done
+series added from a PACS is read from its cache folder like a data folder's series; one
+that is not downloaded (or whose cache was deleted) is named in
+:attr:`ExportReport.skipped`, with what to do.
 """
 
 from __future__ import annotations
@@ -50,11 +53,13 @@ COLUMNS = ("id", "pseudonymised", "patient_id", "study_id", "study_uid", "series
 @dataclass
 class ExportReport:
     """What :func:`export_cohort` wrote: ``rows`` (dicts of :data:`COLUMNS`), ``failed``
-    ((study, reason) pairs), ``table`` (the CSV's path)."""
+    ((study, reason) pairs), ``skipped`` (done PACS series not downloaded: (series,
+    reason) pairs), ``table`` (the CSV's path)."""
 
     out: Path
     rows: list = field(default_factory=list)
     failed: list = field(default_factory=list)
+    skipped: list = field(default_factory=list)
     table: Path | None = None
 
 
@@ -131,6 +136,18 @@ def export_study(row: WorklistRow, out: Path, worklist: Worklist, salt: bytes | 
     return table, volumes
 
 
+def _pacs_name(row: WorklistRow) -> str:
+    p = row.pacs
+    return f"{row.description} ({p.patient_id or 'no ID'}, {p.date or 'no date'}, PACS)"
+
+
+def _not_cached(row: WorklistRow) -> str:
+    """Why a done PACS series is not exported, and what to do."""
+    return (f"series {row.pacs.series_uid} of {row.pacs.server} is not downloaded (or its "
+            "cache was deleted): open it in the Study tab, which downloads it, then export "
+            "again")
+
+
 def _float(value):
     try:
         return float(value)
@@ -153,19 +170,22 @@ def export_cohort(worklist: Worklist, out, salt: bytes | None = None,
         ``progress(done, total, what)`` after each study.
     """
     out = Path(out).expanduser().resolve()
-    if out == worklist.data_root or out.is_relative_to(worklist.data_root):
+    if worklist.data_root is not None and out.is_relative_to(worklist.data_root):
         raise RadipopError(f"{out} lies inside the data folder {worklist.data_root}; nothing is "
                            "written next to the source images. Choose another --out folder.")
     rows = [r for r in worklist.scan() if r.status == DONE]
     report, used, volumes = ExportReport(out), set(), {}
     out.mkdir(parents=True, exist_ok=True)
     for i, row in enumerate(rows):
-        try:
-            table, volumes[row.key] = export_study(row, out, worklist, salt, used)
-            table["_key"] = row.key
-            report.rows.append(table)
-        except (RadipopError, OSError) as exc:
-            report.failed.append((row.description, str(exc)))
+        if row.pacs is not None and not row.pacs.cached:
+            report.skipped.append((_pacs_name(row), _not_cached(row)))
+        else:
+            try:
+                table, volumes[row.key] = export_study(row, out, worklist, salt, used)
+                table["_key"] = row.key
+                report.rows.append(table)
+            except (RadipopError, OSError) as exc:
+                report.failed.append((row.description, str(exc)))
         if progress is not None:
             progress(i + 1, len(rows), row.description)
     for key, flags in cohort_flags(volumes).items():

@@ -9,6 +9,10 @@ A row's status comes from the sessions in the workspace (``persist.list_sessions
 in progress when it has a saved or autosaved session) and the explicit "done" of
 :class:`~radipop_widgets.cohort.status.StatusStore`; its volumes and last edit time from
 its newest session; who edits it now from the study's lock (:mod:`radipop_widgets.locks`).
+
+The series added from a PACS (:mod:`.pacs_series`) are rows too, after the data folder's,
+keyed by their SeriesInstanceUID like any series; a series the data folder holds as well
+is listed once, as the folder's.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import nibabel as nib
 import numpy as np
@@ -29,6 +34,7 @@ from ..io.dicom_files import scan_dicom_series
 from ..io.nifti import is_nifti, nifti_entry
 from ..study import Study
 from .flags import Flag, cohort_flags, volume_flags
+from .pacs_series import PacsRecord, PacsSeriesStore
 from .status import DONE, IN_PROGRESS, NOT_STARTED, CohortError, StatusStore, cohort_dir
 
 SCAN_VERSION = 1
@@ -76,7 +82,9 @@ class WorklistRow:
     (or edited it last: the released lock names them);
     ``editor`` the live lock's holder (another annotator has it open), else None;
     ``sessions`` its non-damaged sessions, newest first; ``volumes_ml`` and ``last_edit``
-    from the newest; ``flags`` the stored checks of its labels and the volume checks.
+    from the newest; ``flags`` the stored checks of its labels and the volume checks;
+    ``pacs`` the record of a series added from a PACS (``entry.path`` is its cache
+    folder), else None.
     """
 
     key: str
@@ -92,10 +100,21 @@ class WorklistRow:
     last_edit: str | None = None
     phase: str | None = None
     flags: list = dataclasses.field(default_factory=list)
+    pacs: PacsRecord | None = None
 
     @property
     def description(self) -> str:
         return self.entry.description or Path(self.entry.path).name
+
+    @property
+    def where(self) -> str:
+        """Where the study comes from: its path, or ``PACS <host> · date · PatientID``
+        (``, cached`` once downloaded)."""
+        if self.pacs is None:
+            return self.entry.path
+        p = self.pacs
+        return (f"PACS {urlsplit(p.server).hostname} · {p.date or 'no date'} · "
+                f"{p.patient_id or '(no ID)'}" + (", cached" if p.cached else ""))
 
     @property
     def session(self):
@@ -158,6 +177,7 @@ class Worklist:
             else None
         self.workspace = persist.workspace_dir(workspace)
         self.status = StatusStore(self.workspace)
+        self.pacs = PacsSeriesStore(self.workspace)
         digest = hashlib.sha256(str(self.data_root or "").encode()).hexdigest()[:16]
         self.cache_path = cohort_dir(self.workspace) / f"scan-{digest}.json"
         self.rows: list[WorklistRow] = []
@@ -233,7 +253,8 @@ class Worklist:
         return rows
 
     def scan(self, progress=None) -> list[WorklistRow]:
-        """Scan the data folder and the workspace; the rows, sorted by path."""
+        """Scan the data folder and the workspace; the rows, sorted by path, then the PACS
+        series added (in the order they were added)."""
         sessions = self._sessions_by_key()
         entries = self.scan_entries(progress)
         seen: dict[str, int] = {}
@@ -248,6 +269,15 @@ class Worklist:
             row = WorklistRow(key, entry, details.get("thickness_mm"),
                               tuple(details["pixel_mm"]) if details.get("pixel_mm") else None,
                               sessions=found)
+            self._fill(row)
+            rows.append(row)
+        in_folder = {entry.series_uid for entry, _ in entries}
+        for record in self.pacs.records():
+            if record.series_uid in in_folder:
+                continue
+            key = f"uid-{record.series_uid}"
+            found = sorted(sessions.get(key, []), key=lambda s: s.saved_at or "", reverse=True)
+            row = WorklistRow(key, record.entry(), sessions=found, pacs=record)
             self._fill(row)
             rows.append(row)
         self._cohort_flags(rows)
