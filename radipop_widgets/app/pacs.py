@@ -4,19 +4,23 @@ The server field starts at ``$RADIPOP_DICOMWEB_URL`` (or the config file's first
 server) and nothing is asked of the server until Search is pressed, so the dashboard
 works as before when no PACS is configured. Searching, opening and sending run as jobs
 (the page stays responsive); a series opened before is read from the workspace cache.
+"Add to worklist" puts every CT series found into the workspace's worklist
+(:class:`~radipop_widgets.cohort.PacsSeriesStore`): the Study tab lists them and opens them
+through the same client (:func:`client`).
 """
 
 from __future__ import annotations
 
 import html
+import weakref
+from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Callable
 
 import ipywidgets as widgets
 
 from .. import persist
-from ..cohort.worklist import Worklist
+from ..cohort import PacsSeriesStore, Worklist, pacs_record
 from ..dicomweb import DicomWeb, default_url
 from ..errors import PacsConfigError, RadipopError
 from ..export import dicom_seg_problem
@@ -25,11 +29,23 @@ from .context import Context
 from .ui import button, clamp_int, heading, tagged
 
 SEG_NAME = "segmentation.dcm"
+#: the DICOMweb clients of each dashboard (its Context), one per address
+_CLIENTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def client(ctx: Context, workspace: Path, url: str) -> DicomWeb:
+    """The dashboard's client of the server ``url``, made once per address and shared by
+    the PACS tab and the Study tab."""
+    url = url.strip().rstrip("/")
+    servers = _CLIENTS.setdefault(ctx, {})
+    if url not in servers:
+        servers[url] = DicomWeb(url, workspace=workspace)
+    return servers[url]
 
 
 class PacsPanel:
-    """Search (patient ID, study date), a list of the CT series found, Open, and
-    "Send DICOM SEG to PACS" (exports the labels as a DICOM SEG under ``output_root``
+    """Search (patient ID, study date), a list of the CT series found, Open, "Add to
+    worklist" (every series found) and "Send DICOM SEG to PACS" (exports the labels as a DICOM SEG under ``output_root``
     ``/pacs/`` and stores it on the server the study came from, else the one typed).
 
     ``show_session(session)`` binds the dashboard to an opened series' session;
@@ -43,7 +59,8 @@ class PacsPanel:
         self.output_root = output_root
         self.show_session = show_session
         self.show_tab = show_tab
-        self.servers: dict[str, DicomWeb] = {}
+        self.servers: dict[str, DicomWeb] = _CLIENTS.setdefault(ctx, {})
+        self.added = PacsSeriesStore(workspace)   # the series put into the worklist
         self.progress = Worklist(None, workspace)   # where each series found stands
         self.found = []            # (server url, PacsStudy, PacsSeries) per list entry
         self.opened_from: dict[str, str] = {}   # series UID -> server URL it was loaded from
@@ -67,6 +84,8 @@ class PacsPanel:
         self.series_list = widgets.Select(options=[], rows=8, layout=widgets.Layout(width="98%"))
         self.open_button = button("Open", "Download (or read from the cache) and open the "
                                   "selected series", "#c8e6c9", icon="folder-open")
+        self.add_button = button("Add to worklist", "Put every CT series found into the "
+                                 "worklist of the Study tab", icon="list")
         self.send_button = button("Send DICOM SEG to PACS", "Export the labels as a DICOM SEG "
                                   "and store it with the study on the PACS", icon="upload")
         self.found_text = widgets.HTML()
@@ -74,7 +93,7 @@ class PacsPanel:
         self.widget = widgets.VBox([
             self.server_text, widgets.HBox([self.patient_text, self.date_text]),
             widgets.HBox([self.search_button]), self.found_text, self.series_list,
-            widgets.HBox([self.open_button]), heading("Results"),
+            widgets.HBox([self.open_button, self.add_button]), heading("Results"),
             widgets.HBox([self.send_button]), self.sent_text,
             widgets.HTML("<small style='color:#555'>Credentials come from the server's "
                          "environment (RADIPOP_DICOMWEB_USER / _PASSWORD) or its config file, "
@@ -83,12 +102,15 @@ class PacsPanel:
         tagged({"pacs-server": self.server_text, "pacs-patient": self.patient_text,
                 "pacs-date": self.date_text, "pacs-search": self.search_button,
                 "pacs-series": self.series_list, "pacs-open": self.open_button,
+                "pacs-add": self.add_button,
                 "pacs-send": self.send_button})
-        ctx.jobs.hold(self.search_button, self.open_button, self.send_button)
+        ctx.jobs.hold(self.search_button, self.open_button, self.add_button, self.send_button)
         ctx.jobs.on_idle(self._update_buttons)
         self.search_button.on_click(ctx.callback("Searching the PACS")(lambda _: self.search()))
         self.open_button.on_click(ctx.callback("Opening the PACS series")(
             lambda _: self.open(self.series_list.value)))
+        self.add_button.on_click(ctx.callback("Adding the series to the worklist")(
+            lambda _: self.add_to_worklist()))
         self.send_button.on_click(ctx.callback("Sending the DICOM SEG")(
             lambda _: self.send_seg()))
         self._describe()
@@ -102,9 +124,7 @@ class PacsPanel:
             raise RadipopError("No PACS configured: type the DICOMweb address of your PACS "
                                "(e.g. https://pacs.example.org/dicom-web) in Server, or set "
                                "RADIPOP_DICOMWEB_URL where the dashboard runs.")
-        if url not in self.servers:
-            self.servers[url] = DicomWeb(url, workspace=self.workspace)
-        return self.servers[url]
+        return client(self.ctx, self.workspace, url)
 
     def _describe(self, text: str = "") -> None:
         if not text and not self.server_text.value.strip():
@@ -114,11 +134,14 @@ class PacsPanel:
 
     def _update_buttons(self) -> None:
         session = self.ctx.session
-        self.open_button.disabled = not self.found
+        self.open_button.disabled = self.add_button.disabled = not self.found
         self.send_button.disabled = session is None or bool(dicom_seg_problem(session.study))
 
     def show(self, session) -> None:
-        """A study was opened: the send button follows whether a SEG can reference it."""
+        """A study was opened (here or in the Study tab): the send button follows whether a
+        SEG can reference it; the series found show whether they are cached now."""
+        if self.found:
+            self._list(self.series_list.value)
         problem = dicom_seg_problem(session.study)
         self.send_button.tooltip = problem or "Export the labels as a DICOM SEG and store it " \
                                               "with the study on the PACS"
@@ -190,6 +213,19 @@ class PacsPanel:
             self.show_tab("Segment")
         return self.ctx.jobs.run("Loading", work, done, "Opening the PACS series")
 
+    def add_to_worklist(self) -> int:
+        """Put every CT series found into the workspace's worklist (those not in it yet);
+        returns how many were added."""
+        self.ctx.jobs.check_idle()
+        if not self.found:
+            raise RadipopError("Search the PACS first: Add to worklist adds the series found.")
+        records = [pacs_record(self.server(url), study, series)
+                   for url, study, series in self.found]
+        added = self.added.add(records)
+        self.ctx.status(f"{added} series added to the worklist ({len(records) - added} were "
+                        "in it already): work through them in the Study tab.")
+        return added
+
     def send_seg(self) -> Future:
         """Export the labels as a DICOM SEG and store it on the PACS, as a job; returns a
         Future of the SOPInstanceUIDs stored."""
@@ -199,7 +235,9 @@ class PacsPanel:
             raise RadipopError(problem)
         if not s.labels.any():
             raise RadipopError("No labels to send yet: label the liver or the spleen first.")
-        web = self.server(self.opened_from.get(s.study.series_uid))
+        added = self.added.find(s.study.series_uid)      # opened from the Study tab
+        web = self.server(self.opened_from.get(s.study.series_uid)
+                          or (added.server if added else None))
         folder = persist.resolve_inside(self.output_root, "pacs")
         path = folder / SEG_NAME
 

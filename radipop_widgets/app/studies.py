@@ -1,5 +1,7 @@
-"""The Study panel: the worklist of the data folder (status, who, volumes, flags), opening
-a study from its row, next / previous study, its patient data."""
+"""The Study panel: the worklist of the data folder and of the PACS series added to it
+(status, who, volumes, flags), opening a study from its row (a PACS series from its
+cache, else downloaded through the PACS tab's client), next / previous study, its patient
+data."""
 
 from __future__ import annotations
 
@@ -18,12 +20,14 @@ from ..io import load_study
 from ..session import Session
 from .context import Context
 from .offer import local_time
+from .pacs import client
 from .ui import button, clamp_int, heading, tagged
 from .worklist import WorklistPanel, row_text
 
 
 class StudyPanel:
-    """Lists the studies under ``data_root`` as the worklist and opens one as a job.
+    """Lists the studies under ``data_root`` (None: none) and the PACS series added to the
+    workspace's worklist, and opens one as a job.
 
     ``show_session(session)`` binds the dashboard to the opened study's session;
     ``show_tab(name)`` selects a tab ("Study" when the first study fails to open, so the
@@ -43,8 +47,7 @@ class StudyPanel:
         self.show_session = show_session
         self.show_tab = show_tab
         self.entries = []
-        worklist = Worklist(data_root, workspace) if data_root is not None else None
-        self.worklist = WorklistPanel(ctx, worklist, output_root or workspace.parent / "exports",
+        self.worklist = WorklistPanel(ctx, Worklist(data_root, workspace), output_root or workspace.parent / "exports",
                                       self.refresh)
         self.study_list = self.worklist.table
         self._shown: Session | None = None
@@ -63,7 +66,8 @@ class StudyPanel:
                           self.refresh_button]),
             w.actions,
             widgets.HTML("<small style='color:#555'>Listed: DICOM CT series and CT NIfTI "
-                         "files. Label maps and other files are left out.</small>"),
+                         "files (label maps and other files are left out), then the PACS "
+                         "series added from the PACS tab.</small>"),
             heading("This study (shown, never logged)"), self.metadata])
         tagged({"study-list": self.study_list, "open": self.open_button,
                 "next-study": self.next_button, "previous-study": self.previous_button})
@@ -80,25 +84,29 @@ class StudyPanel:
     def refresh(self) -> None:
         """Scan the data folder and the workspace; list the studies with their status,
         volumes and flags (marking those with a saved session)."""
-        if self.data_root is None:
-            self.data_root_text.value = "No data folder configured."
-            return
         chosen = self._entry_key(self.study_list.value)
         rows = self.worklist.scan()
         self.entries = [row.entry for row in rows]
         texts = {}
         for i, row in enumerate(rows):
             path = Path(row.entry.path)
-            rel = path.relative_to(self.data_root) if path.is_relative_to(self.data_root) \
-                else path.name
+            if row.pacs is not None:
+                rel = row.where
+            elif path.is_relative_to(self.data_root):
+                rel = path.relative_to(self.data_root)
+            else:
+                rel = path.name
             saved = [s for s in row.sessions if s.kind == "saved"]
             texts[i] = row_text(row, str(rel), local_time(saved[0].saved_at) if saved else None)
         self.worklist.texts = texts
         keys = [self._entry_key(i) for i in range(len(self.entries))]
         self.worklist.render(keys.index(chosen) if chosen in keys else
                              self._index_of(self.ctx.session))
-        self.data_root_text.value = (f"<small>Data folder: <code>{html.escape(str(self.data_root))}"
-                                     f"</code> · {len(rows)} studies</small>")
+        n_pacs = sum(row.pacs is not None for row in rows)
+        folder = (f"Data folder: <code>{html.escape(str(self.data_root))}</code> · "
+                  f"{len(rows) - n_pacs} studies" if self.data_root is not None else
+                  "No data folder configured")
+        self.data_root_text.value = f"<small>{folder} · {n_pacs} PACS series</small>"
 
     def watch(self, tabs, index: int) -> None:
         """Scan again whenever the Study tab is shown: new studies appear, statuses follow
@@ -145,26 +153,33 @@ class StudyPanel:
         if index is None:
             raise RadipopError("Choose a study in the list first.")
         entry = self.entries[index]
+        row = self.worklist.rows[index] if index < len(self.worklist.rows) else None
+        record = row.pacs if row is not None else None
+        web = client(self.ctx, self.workspace, record.server) \
+            if record is not None and not record.cached else None
         self.ctx.status(f"Loading {entry.description or Path(entry.path).name} "
-                        f"({entry.n_slices} slices)...")
+                        f"({entry.n_slices} slices){' from the PACS' if web else ''}...")
 
         def work(progress):
-            study = load_study(entry.path, series=entry.series_uid, progress=progress)
+            study = web.load(entry.series_uid, progress=progress) if web is not None else \
+                load_study(entry.path, series=entry.series_uid, progress=progress)
             session = Session(study, workspace=self.workspace, autosave=True)
             session.phase  # noqa: B018 - estimated (once) here in the worker, not on show
             if shown is not None:
                 shown.wait()
             return session
 
-        key = self.worklist.rows[index].key if index < len(self.worklist.rows) else None
-
         def done(session):
-            if self.worklist.worklist is not None and key is not None:
+            if row is not None:
                 phase = session.phase
-                self.worklist.worklist.note(key, phase=phase.name if phase else None)
+                self.worklist.worklist.note(row.key, phase=phase.name if phase else None)
             self.show_session(session)
+            shown_at = index
+            if web is not None:
+                self.refresh()                  # the row is marked "cached" now
+                shown_at = self._index_of(session)
             with self.ctx.quiet():
-                self.study_list.value = index
+                self.study_list.value = shown_at
             self.show_tab("Segment")
 
         def failed(error):

@@ -1,5 +1,5 @@
-"""The worklist panel: the data folder's studies as a table (status, who, volumes, last
-edit, flags), sorted and filtered; done / undo done; who else edits the open study (and
+"""The worklist panel: the data folder's studies and the PACS series added to the
+worklist as a table (status, who, volumes, last edit, flags), sorted and filtered; done / undo done; who else edits the open study (and
 taking it over); the cohort export as a job.
 
 The table is the Study tab's list (``table``, a Select whose values are indexes of
@@ -23,8 +23,17 @@ from .context import Context
 from .offer import local_time
 from .ui import button, tagged
 
-SORTS = {"folder": lambda r: r.entry.path,
-         "status": lambda r: (STATES.index(r.status), r.entry.path),
+
+def _place(row: WorklistRow) -> tuple:
+    """The folder order: the data folder's studies by path, then the PACS series by
+    study date, PatientID, study and series."""
+    p = row.pacs
+    return (False, row.entry.path) if p is None else \
+        (True, p.study_date, p.patient_id, p.study_uid, p.series_description, p.series_uid)
+
+
+SORTS = {"folder": _place,
+         "status": lambda r: (STATES.index(r.status), _place(r)),
          "liver mL": lambda r: -((r.volumes_ml or {}).get("liver") or 0),
          "spleen mL": lambda r: -((r.volumes_ml or {}).get("spleen") or 0),
          "last edit": lambda r: "~" if not r.last_edit else _negate(r.last_edit),
@@ -58,7 +67,7 @@ def row_text(row: WorklistRow, rel: str, saved_at: str | None) -> str:
 class WorklistPanel:
     """The table and the cohort actions; ``ctx`` gives the open session."""
 
-    def __init__(self, ctx: Context, worklist: Worklist | None, output_root: Path | None,
+    def __init__(self, ctx: Context, worklist: Worklist, output_root: Path | None,
                  refresh: Callable[[], None]):
         self.ctx = ctx
         self.worklist = worklist
@@ -111,7 +120,7 @@ class WorklistPanel:
 
     # ----------------------------------------------------------------- the table
     def scan(self) -> list[WorklistRow]:
-        self.rows = self.worklist.scan() if self.worklist is not None else []
+        self.rows = self.worklist.scan()
         return self.rows
 
     def order(self) -> list[int]:
@@ -120,7 +129,7 @@ class WorklistPanel:
         status = self.status_filter.value
         shown = [i for i, r in enumerate(self.rows)
                  if (status == "all" or r.status == status)
-                 and all(w in (r.description + " " + r.entry.path).lower() for w in words)]
+                 and all(w in (r.description + " " + r.where).lower() for w in words)]
         return sorted(shown, key=lambda i: SORTS[self.sort.value](self.rows[i]))
 
     def render(self, chosen: int | None = None) -> None:
@@ -194,8 +203,6 @@ class WorklistPanel:
     def export(self):
         """Export the cohort into ``<output root>/cohort`` as a job (pseudonymised with the
         salt of ``$RADIPOP_SALT_FILE`` when ticked)."""
-        if self.worklist is None:
-            raise CohortError("No data folder: the cohort export needs one.")
         out = Path(self.output_root) / "cohort"
         salt = read_salt(self.salt_file) if self.pseudonymise.value and self.salt_file else None
 
@@ -205,6 +212,7 @@ class WorklistPanel:
 
         def done(report):
             failed = "".join(f"; not exported: {w} ({why})" for w, why in report.failed)
+            failed += "".join(f"; skipped: {w} ({why})" for w, why in report.skipped)
             self.ctx.status(f"{len(report.rows)} done studies exported to {report.out}{failed}")
             self.refresh()
         return self.ctx.jobs.run("Exporting the cohort", work, done, "Exporting the cohort")
