@@ -104,6 +104,8 @@ def main(argv=None) -> int:
         worklist = Worklist(args.data, args.workspace)
         if args.action == "status":
             print(status_table(worklist.scan(ProgressBar("scanning"))))
+            if worklist.pacs_problem:
+                print(f"PACS series not listed: {worklist.pacs_problem}", file=sys.stderr)
             return 0
         if args.pseudonymise and not args.salt_file:
             raise RadipopError("--pseudonymise needs --salt-file FILE (make one with "

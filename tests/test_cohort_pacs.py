@@ -98,6 +98,11 @@ def test_a_damaged_store_says_what_to_do(tmp_path):
     store.path.write_text("{not json")
     with pytest.raises(CohortError, match="add the series again"):
         store.records()
+    data = write_phantom_series(tmp_path / "data" / "local", **GEOMETRY, seed=1).parent
+    worklist = Worklist(data, tmp_path / "ws")
+    assert len(worklist.scan()) == 1 and "is damaged" in worklist.pacs_problem
+    report = export_cohort(worklist, tmp_path / "out")        # said, not silently dropped
+    assert report.failed[0][0] == "the PACS series of the worklist"
 
 
 def test_pacs_rows_and_their_status(pacs, tmp_path):

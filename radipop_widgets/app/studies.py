@@ -106,7 +106,9 @@ class StudyPanel:
         folder = (f"Data folder: <code>{html.escape(str(self.data_root))}</code> · "
                   f"{len(rows) - n_pacs} studies" if self.data_root is not None else
                   "No data folder configured")
-        self.data_root_text.value = f"<small>{folder} · {n_pacs} PACS series</small>"
+        problem = self.worklist.worklist.pacs_problem
+        problem = f" <b style='color:#b00020'>{html.escape(problem)}</b>" if problem else ""
+        self.data_root_text.value = f"<small>{folder} · {n_pacs} PACS series{problem}</small>"
 
     def watch(self, tabs, index: int) -> None:
         """Scan again whenever the Study tab is shown: new studies appear, statuses follow

@@ -175,6 +175,8 @@ def export_cohort(worklist: Worklist, out, salt: bytes | None = None,
                            "written next to the source images. Choose another --out folder.")
     rows = [r for r in worklist.scan() if r.status == DONE]
     report, used, volumes = ExportReport(out), set(), {}
+    if worklist.pacs_problem:
+        report.failed.append(("the PACS series of the worklist", worklist.pacs_problem))
     out.mkdir(parents=True, exist_ok=True)
     for i, row in enumerate(rows):
         if row.pacs is not None and not row.pacs.cached:

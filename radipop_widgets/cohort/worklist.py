@@ -182,6 +182,7 @@ class Worklist:
         self.cache_path = cohort_dir(self.workspace) / f"scan-{digest}.json"
         self.rows: list[WorklistRow] = []
         self.last_scan = {"folders": 0, "read": 0}
+        self.pacs_problem: str | None = None   # why the PACS series are not listed
 
     # ----------------------------------------------------------------- the scan
     def _load_cache(self) -> dict:
@@ -272,7 +273,11 @@ class Worklist:
             self._fill(row)
             rows.append(row)
         in_folder = {entry.series_uid for entry, _ in entries}
-        for record in self.pacs.records():
+        try:
+            records, self.pacs_problem = self.pacs.records(), None
+        except CohortError as exc:    # a damaged store: the data folder's rows still show
+            records, self.pacs_problem = [], str(exc)
+        for record in records:
             if record.series_uid in in_folder:
                 continue
             key = f"uid-{record.series_uid}"
