@@ -52,7 +52,8 @@ def _cell(value, width):
 
 def status_table(rows) -> str:
     """The worklist as text: one line per study (no patient data)."""
-    columns = (("study", 34), ("from", 11), ("slices", 6), ("thick", 6), ("status", 12), ("by", 12),
+    columns = (("study", 34), ("from", 11), ("slices", 6), ("thick", 6), ("status", 12),
+               ("by", 12),
                ("liver mL", 9), ("spleen mL", 9), ("last edit", 20), ("flags", 40))
     lines = ["  ".join(_cell(name, w) for name, w in columns)]
     for r in rows:

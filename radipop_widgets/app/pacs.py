@@ -45,8 +45,9 @@ def client(ctx: Context, workspace: Path, url: str) -> DicomWeb:
 
 class PacsPanel:
     """Search (patient ID, study date), a list of the CT series found, Open, "Add to
-    worklist" (every series found) and "Send DICOM SEG to PACS" (exports the labels as a DICOM SEG under ``output_root``
-    ``/pacs/`` and stores it on the server the study came from, else the one typed).
+    worklist" (every series found) and "Send DICOM SEG to PACS" (exports the labels as a
+    DICOM SEG under ``output_root`` ``/pacs/`` and stores it on the server the study came
+    from, else the one typed).
 
     ``show_session(session)`` binds the dashboard to an opened series' session;
     ``show_tab(name)`` selects a tab ("Segment" once it is open).

@@ -47,8 +47,8 @@ class StudyPanel:
         self.show_session = show_session
         self.show_tab = show_tab
         self.entries = []
-        self.worklist = WorklistPanel(ctx, Worklist(data_root, workspace), output_root or workspace.parent / "exports",
-                                      self.refresh)
+        self.worklist = WorklistPanel(ctx, Worklist(data_root, workspace),
+                                      output_root or workspace.parent / "exports", self.refresh)
         self.study_list = self.worklist.table
         self._shown: Session | None = None
         self.refresh_button = button("Refresh", "Scan the data folder again", icon="refresh")

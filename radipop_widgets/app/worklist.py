@@ -1,6 +1,6 @@
 """The worklist panel: the data folder's studies and the PACS series added to the
-worklist as a table (status, who, volumes, last edit, flags), sorted and filtered; done / undo done; who else edits the open study (and
-taking it over); the cohort export as a job.
+worklist as a table (status, who, volumes, last edit, flags), sorted and filtered; done /
+undo done; who else edits the open study (and taking it over); the cohort export as a job.
 
 The table is the Study tab's list (``table``, a Select whose values are indexes of
 ``rows``); :class:`~radipop_widgets.app.studies.StudyPanel` opens the chosen row.
