@@ -11,11 +11,12 @@ import time
 import numpy as np
 import pytest
 from test_cohort_data import loaded_labels
+from test_cohort_pacs import pacs  # noqa: F401  (the fixture)
 
 from radipop_widgets import persist
 from radipop_widgets.app import App
 from radipop_widgets.app.app import TABS
-from radipop_widgets.cohort import new_salt_file
+from radipop_widgets.cohort import PacsSeriesStore, new_salt_file, pacs_record
 from radipop_widgets.errors import RadipopError
 from radipop_widgets.io.phantom import write_phantom_series
 from radipop_widgets.locks import LOCK_FILE, SessionLock, read_lock
@@ -182,3 +183,17 @@ def test_a_standby_kernel_shows_its_study_and_takes_its_lock_only_for_a_page(
     holder = read_lock(persist.default_session_dir(app.session.study, app.workspace))
     assert holder is not None and holder.released_at is None
     app.session.unlock()
+
+
+def test_a_worklist_starting_with_a_pacs_series_downloads_nothing_at_start(pacs, tmp_path):  # noqa: F811
+    """Nothing is asked of a PACS before the user asks: the first row of a worklist of
+    PACS series only is opened (downloaded) from the Study tab, not when the page opens."""
+    web, _, series = pacs                     # a client of a server that is not there
+    PacsSeriesStore(tmp_path / "ws").add([pacs_record(web, st, s) for st, s in series])
+    (tmp_path / "empty").mkdir()
+    app = App(data_root=tmp_path / "empty", workspace=tmp_path / "ws",
+              output_root=tmp_path / "exports", background=False)
+    assert len(app.studies.entries) == 2 and app.session is None
+    assert app.tabs.selected_index == TABS.index("Study")
+    assert not [text for level, text in app.messages.messages if level == "error"]
+    assert "open it in the Study tab" in app.messages.messages[0][1]

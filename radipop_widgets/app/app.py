@@ -113,7 +113,8 @@ class App:
         self.resume_panel = ResumePanel(ctx, self.workspace,
                                         lambda session: self._show_session(session, offer=False))
         self.studies = StudyPanel(ctx, self.data_root, self.workspace, self._show_session,
-                                  self._show_tab, self.output_root)
+                                  self._show_tab, self.output_root,
+                                  pacs_client=lambda url: self.pacs.server(url))
         self.pacs = PacsPanel(ctx, self.workspace, self.output_root, self._show_session,
                               self._show_tab)
         self.save_panel = SavePanel(ctx, self.output_root, self.resume_panel)
@@ -126,6 +127,11 @@ class App:
         self.studies.refresh()
         if study is not None:
             self.set_study(study)
+        elif self.studies.entries and self.studies.on_pacs_only(0):
+            # Nothing is asked of a PACS before the user asks: no download at start.
+            self.messages.info("The worklist's first series is on the PACS: open it in the "
+                               "Study tab to download it.")
+            self._show_tab("Study")
         elif self.studies.entries:
             guarded(self.messages, "Opening the study")(self.studies.open)(
                 0, shown=self._page_shown)

@@ -12,7 +12,6 @@ through the same client (:func:`client`).
 from __future__ import annotations
 
 import html
-import weakref
 from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
@@ -29,18 +28,6 @@ from .context import Context
 from .ui import button, clamp_int, heading, tagged
 
 SEG_NAME = "segmentation.dcm"
-#: the DICOMweb clients of each dashboard (its Context), one per address
-_CLIENTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def client(ctx: Context, workspace: Path, url: str) -> DicomWeb:
-    """The dashboard's client of the server ``url``, made once per address and shared by
-    the PACS tab and the Study tab."""
-    url = url.strip().rstrip("/")
-    servers = _CLIENTS.setdefault(ctx, {})
-    if url not in servers:
-        servers[url] = DicomWeb(url, workspace=workspace)
-    return servers[url]
 
 
 class PacsPanel:
@@ -60,7 +47,7 @@ class PacsPanel:
         self.output_root = output_root
         self.show_session = show_session
         self.show_tab = show_tab
-        self.servers: dict[str, DicomWeb] = _CLIENTS.setdefault(ctx, {})
+        self.servers: dict[str, DicomWeb] = {}
         self.added = PacsSeriesStore(workspace)   # the series put into the worklist
         self.progress = Worklist(None, workspace)   # where each series found stands
         self.found = []            # (server url, PacsStudy, PacsSeries) per list entry
@@ -119,13 +106,16 @@ class PacsPanel:
 
     # -------------------------------------------------------------- state
     def server(self, url: str | None = None) -> DicomWeb:
-        """The client of ``url`` (default: the server field), made once per address."""
+        """The client of ``url`` (default: the server field), made once per address and
+        shared with the Study tab."""
         url = (url or self.server_text.value).strip().rstrip("/")
         if not url:
             raise RadipopError("No PACS configured: type the DICOMweb address of your PACS "
                                "(e.g. https://pacs.example.org/dicom-web) in Server, or set "
                                "RADIPOP_DICOMWEB_URL where the dashboard runs.")
-        return client(self.ctx, self.workspace, url)
+        if url not in self.servers:
+            self.servers[url] = DicomWeb(url, workspace=self.workspace)
+        return self.servers[url]
 
     def _describe(self, text: str = "") -> None:
         if not text and not self.server_text.value.strip():

@@ -15,12 +15,12 @@ from pathlib import Path
 import ipywidgets as widgets
 
 from ..cohort import Worklist
+from ..dicomweb import DicomWeb
 from ..errors import RadipopError
 from ..io import load_study
 from ..session import Session
 from .context import Context
 from .offer import local_time
-from .pacs import client
 from .ui import button, clamp_int, heading, tagged
 from .worklist import WorklistPanel, row_text
 
@@ -40,8 +40,10 @@ class StudyPanel:
 
     def __init__(self, ctx: Context, data_root: Path | None, workspace: Path,
                  show_session: Callable[[Session], None], show_tab: Callable[[str], None],
-                 output_root: Path | None = None):
+                 output_root: Path | None = None,
+                 pacs_client: Callable[[str], DicomWeb] | None = None):
         self.ctx = ctx
+        self.pacs_client = pacs_client
         self.data_root = data_root
         self.workspace = workspace
         self.show_session = show_session
@@ -135,6 +137,12 @@ class StudyPanel:
         entry = self.entries[index]
         return str(Path(entry.path).resolve()), entry.series_uid
 
+    def on_pacs_only(self, index) -> bool:
+        """Whether the row at ``index`` is a PACS series not downloaded yet."""
+        rows = self.worklist.rows
+        record = rows[index].pacs if 0 <= index < len(rows) else None
+        return record is not None and not record.cached
+
     def _index_of(self, session) -> int | None:
         """The list's entry of the session's study (None if it is not listed)."""
         study = session.study if session is not None else None
@@ -148,6 +156,13 @@ class StudyPanel:
             return same[0] if len(same) == 1 else None
         return None
 
+    def _client(self, url: str) -> DicomWeb:
+        """The PACS tab's client of the server ``url``."""
+        if self.pacs_client is None:
+            raise RadipopError("This dashboard has no PACS tab: open the series from the PACS "
+                               "tab of the full dashboard.")
+        return self.pacs_client(url)
+
     def open(self, index, shown: threading.Event | None = None) -> Future:
         """Load the study at ``index`` of the list as a job and show it once ``shown`` is
         set (at once without it); returns a Future."""
@@ -157,8 +172,7 @@ class StudyPanel:
         entry = self.entries[index]
         row = self.worklist.rows[index] if index < len(self.worklist.rows) else None
         record = row.pacs if row is not None else None
-        web = client(self.ctx, self.workspace, record.server) \
-            if record is not None and not record.cached else None
+        web = self._client(record.server) if record is not None and not record.cached else None
         self.ctx.status(f"Loading {entry.description or Path(entry.path).name} "
                         f"({entry.n_slices} slices){' from the PACS' if web else ''}...")
 
