@@ -96,7 +96,10 @@ def open_app(browser, url: str, width: int = 1366, height: int = 768, timeout: f
     and the image has settled."""
     page = browser.new_page(viewport={"width": width, "height": height})
     page.route("https://cdn.jsdelivr.net/**", lambda route: route.abort())
-    page.goto(url)
+    response = page.goto(url)
+    if response is not None and response.status != 200:   # e.g. 503: the server is full
+        raise AssertionError(f"the dashboard page answered {response.status}: "
+                             f"{page.inner_text('body')[:300]}")
     wait_painted(page, timeout)
     wait_settled(page, timeout)
     # The keyboard helper installs itself from an image error handler, asynchronously:
