@@ -22,7 +22,7 @@ from ..session import Session
 from .context import Context
 from .offer import local_time
 from .ui import button, clamp_int, heading, tagged
-from .worklist import WorklistPanel, row_text
+from .worklist import WorklistPanel, folder_width, row_text
 
 
 class StudyPanel:
@@ -89,18 +89,15 @@ class StudyPanel:
         chosen = self._entry_key(self.study_list.value)
         rows = self.worklist.scan()
         self.entries = [row.entry for row in rows]
+        folders = [self._folder(row) for row in rows]
+        width = folder_width(folders)
         texts = {}
-        for i, row in enumerate(rows):
-            path = Path(row.entry.path)
-            if row.pacs is not None:
-                rel = row.where
-            elif path.is_relative_to(self.data_root):
-                rel = path.relative_to(self.data_root)
-            else:
-                rel = path.name
+        for i, (row, rel) in enumerate(zip(rows, folders, strict=True)):
             saved = [s for s in row.sessions if s.kind == "saved"]
-            texts[i] = row_text(row, str(rel), local_time(saved[0].saved_at) if saved else None)
+            texts[i] = row_text(row, rel, local_time(saved[0].saved_at) if saved else None,
+                                width)
         self.worklist.texts = texts
+        self.worklist.show_header(width)
         keys = [self._entry_key(i) for i in range(len(self.entries))]
         self.worklist.render(keys.index(chosen) if chosen in keys else
                              self._index_of(self.ctx.session))
@@ -111,6 +108,15 @@ class StudyPanel:
         problem = self.worklist.worklist.pacs_problem
         problem = f" <b style='color:#b00020'>{html.escape(problem)}</b>" if problem else ""
         self.data_root_text.value = f"<small>{folder} · {n_pacs} PACS series{problem}</small>"
+
+    def _folder(self, row) -> str:
+        """The row's folder column: its folder under the data folder, or its PACS."""
+        path = Path(row.entry.path)
+        if row.pacs is not None:
+            return row.where
+        if self.data_root is not None and path.is_relative_to(self.data_root):
+            return str(path.relative_to(self.data_root))
+        return path.name
 
     def watch(self, tabs, index: int) -> None:
         """Scan again whenever the Study tab is shown: new studies appear, statuses follow

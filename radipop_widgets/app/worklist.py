@@ -40,8 +40,8 @@ SORTS = {"folder": _place,
          "flags": lambda r: -len(r.flags)}
 #: The salt file the dashboard's export pseudonymises with (the command line takes --salt-file)
 SALT_ENV = "RADIPOP_SALT_FILE"
-HEADER = ("status       by          liver spleen  flags  last edit        | folder — study — "
-          "slices, thickness")
+STATUS_HEADER = "status       by          liver spleen  flags  last edit       "
+FOLDER_WIDTH = 56   # characters of the folder column at most (longer ones end in "…")
 #: the table in a monospace font, so that its columns line up under the header
 CSS = ("<style>.radipop-mono select, .radipop-worklist-header pre {font-family: "
        "'DejaVu Sans Mono', monospace; font-size: 11px}</style>")
@@ -51,16 +51,29 @@ def _negate(text: str) -> str:
     return "".join(chr(0x10FFFF - ord(c)) for c in text)
 
 
-def row_text(row: WorklistRow, rel: str, saved_at: str | None) -> str:
-    """One line of the table (monospace)."""
+def header_text(width: int) -> str:
+    """The table's header above folder columns ``width`` characters wide."""
+    return f"{'folder':<{width}} | {STATUS_HEADER} | study — slices, thickness"
+
+
+def folder_width(folders) -> int:
+    """The folder column's width: the longest folder, at most :data:`FOLDER_WIDTH`."""
+    return min(max((len(f) for f in folders), default=6), FOLDER_WIDTH)
+
+
+def row_text(row: WorklistRow, rel: str, saved_at: str | None, width: int | None = None) -> str:
+    """One line of the table (monospace): the folder first, where a narrow screen still
+    shows it, padded or cut to ``width`` characters, then where the study stands."""
+    width = width or len(rel)
+    folder = rel if len(rel) <= width else rel[:width - 1] + "…"
     v = row.volumes_ml or {}
     ml = [f"{v[o]:6.0f}" if v.get(o) else "     —" for o in ("liver", "spleen")]
     thick = f", {row.thickness_mm:g} mm" if row.thickness_mm else ""
     note = f" · saved session ({saved_at})" if saved_at else ""
     phase = f", {row.phase}" if row.phase else ""
     edited = local_time(row.last_edit) if row.last_edit else "—"
-    return (f"{row.status:<12} {(row.by or '')[:10]:<10} {ml[0]} {ml[1]}  "
-            f"{len(row.flags) or '':>5}  {edited:<16} | {rel} — {row.description} — "
+    return (f"{folder:<{width}} | {row.status:<12} {(row.by or '')[:10]:<10} {ml[0]} {ml[1]}  "
+            f"{len(row.flags) or '':>5}  {edited:<16} | {row.description} — "
             f"{row.entry.n_slices} slices{thick}{phase}{note}")
 
 
@@ -77,7 +90,8 @@ class WorklistPanel:
         self.texts: dict[int, str] = {}   # row index -> its line
         self.table = widgets.Select(options=[], rows=10, layout=widgets.Layout(width="98%"))
         self.table.add_class("radipop-mono")
-        self.header = widgets.HTML(f"{CSS}<pre style='margin:0'>{HEADER}</pre>")
+        self.header = widgets.HTML(layout=widgets.Layout(width="98%", overflow="hidden"))
+        self.show_header(folder_width([]))
         self.filter_text = widgets.Text(placeholder="filter: words of the study or folder",
                                         layout=widgets.Layout(width="220px"))
         self.status_filter = widgets.Dropdown(options=["all", *STATES], value="all",
@@ -104,8 +118,11 @@ class WorklistPanel:
                                      layout=widgets.Layout(display="none"))
         self.controls = widgets.HBox([self.filter_text, self.status_filter,
                                       widgets.HTML("sort"), self.sort])
+        for control in (self.done_button, self.undo_done_button, self.export_button):
+            control.layout.flex = "0 0 auto"    # never squeezed to "Mar…" by the checkbox
         self.actions = widgets.HBox([self.done_button, self.undo_done_button,
-                                     self.export_button, self.pseudonymise])
+                                     self.export_button, self.pseudonymise],
+                                    layout=widgets.Layout(flex_flow="row wrap"))
         tagged({"worklist": self.table, "worklist-header": self.header, "worklist-filter": self.filter_text,
                 "mark-done": self.done_button, "undo-done": self.undo_done_button,
                 "export-cohort": self.export_button, "take-over": self.take_over_button})
@@ -131,6 +148,11 @@ class WorklistPanel:
                  if (status == "all" or r.status == status)
                  and all(w in (r.description + " " + r.where).lower() for w in words)]
         return sorted(shown, key=lambda i: SORTS[self.sort.value](self.rows[i]))
+
+    def show_header(self, width: int) -> None:
+        """The header for folder columns ``width`` characters wide."""
+        self.header.value = (f"{CSS}<pre style='margin:0; white-space:pre; line-height:1.3'>"
+                             f"{header_text(width)}</pre>")
 
     def render(self, chosen: int | None = None) -> None:
         """Show the rows (keeping the chosen one when it is still shown)."""

@@ -1,4 +1,5 @@
-"""The PACS tab in the served dashboard: search Orthanc, open a series, label, send the SEG."""
+"""The PACS tab in the served dashboard: search Orthanc, add the series to the worklist and
+open it from the Study tab; open a series, label, send the SEG."""
 
 from __future__ import annotations
 
@@ -37,6 +38,45 @@ def pacs_dashboard(tmp_path_factory):
                "RADIPOP_DICOMWEB_CONFIG": str(folder / "no-config.json")}
         with harness.voila_server(env) as url:
             yield url, server, phantom
+
+
+def study_rows(page) -> list[str]:
+    return [t.replace("\xa0", " ") for t in page.locator(".radipop-study-list select").evaluate(
+        "s => Array.from(s.options, o => o.text)")]
+
+
+def test_add_to_worklist_then_open_the_pacs_row_from_the_study_tab(browser, pacs_dashboard):
+    url = pacs_dashboard[0]
+    page = harness.open_app(browser, url, 1366, 900)
+    try:
+        page.locator(".radipop-tabs").get_by_text("PACS", exact=True).click()
+        page.locator(".radipop-pacs-patient input").fill("PHANTOM*")
+        page.locator(".radipop-pacs-search").click()
+        page.locator(".radipop-pacs-series option").first.wait_for()
+        page.locator(".radipop-pacs-add").click()
+        page.locator(".radipop-messages").get_by_text("to the worklist").first.wait_for()
+        page.locator(".radipop-tabs").get_by_text("Study", exact=True).click()
+        page.wait_for_function("() => Array.from(document.querySelectorAll("
+                               "'.radipop-study-list select option'), o => o.text)"
+                               ".some(t => t.includes('PACS'))")
+        (row,) = [i for i, text in enumerate(study_rows(page)) if "PACS" in text]
+        assert "not started" in study_rows(page)[row]
+        page.locator(".radipop-study-list select").select_option(index=row)
+        page.locator(".radipop-open").click()
+        page.wait_for_function(
+            "t => document.querySelector('.radipop-title').innerText.includes(t)",
+            arg=f"({' × '.join(map(str, GEOMETRY['shape']))})", timeout=60_000)
+        harness.wait_painted(page)
+        harness.wait_settled(page)
+        page.locator(".radipop-tabs").get_by_text("Study", exact=True).click()
+        page.wait_for_function(
+            "r => { const s = document.querySelector('.radipop-study-list select');"
+            "       return s.options[r] && s.options[r].text.includes('cached'); }", arg=row)
+        harness.ROOT.joinpath("test-artifacts").mkdir(exist_ok=True)
+        page.screenshot(path=str(harness.ROOT / "test-artifacts" / "pacs-worklist.png"),
+                        full_page=True)
+    finally:
+        page.close(run_before_unload=True)
 
 
 def test_search_open_label_and_send_the_seg(browser, pacs_dashboard, tmp_path, monkeypatch):
