@@ -30,7 +30,9 @@ class ThresholdsPanel:
             tooltips=["New thresholds apply to this slice only",
                       "New thresholds apply to every slice"])
         self.suggested_button = button("Use suggested", "Set the study's suggested thresholds")
-        self.suggested_text = widgets.HTML()
+        self.suggested_text = widgets.HTML(layout=widgets.Layout(flex="1 1 180px"))
+        for control in (self.scope, self.suggested_button):   # kept whole ("Use sugges…")
+            control.layout.flex = "0 0 auto"
         self.ranges = OrganRangesPanel(ctx)
         self.rows = [heading("Thresholds (HU): bone and vessels are removed, organ is kept above"),
                      widgets.HBox([widgets.VBox(list(self.sliders.values())), self.ranges.widget],
