@@ -192,3 +192,21 @@ def test_the_command_line_says_what_it_skipped(pacs, tmp_path):
     assert "1 done studies exported" in done.stdout
     assert "skipped: " in done.stderr and "not downloaded" in done.stderr
     assert PATIENT_NAME not in done.stdout + done.stderr + status.stdout
+
+
+def test_a_workspace_moved_with_its_cache_still_finds_its_downloads(pacs, tmp_path):
+    """The default cache (``<workspace>/../pacs-cache``) is stored relative to the
+    workspace's folder: a project folder moved or copied elsewhere keeps its downloads."""
+    web, folders, series = pacs
+    PacsSeriesStore(tmp_path / "ws").add([pacs_record(web, st, s) for st, s in series])
+    download(web, folders[0], series[0][1].series_uid)
+    assert str(tmp_path) not in PacsSeriesStore(tmp_path / "ws").path.read_text()
+    moved = tmp_path / "elsewhere"
+    moved.mkdir()
+    for name in ("ws", "pacs-cache"):
+        shutil.move(tmp_path / name, moved / name)
+    records = PacsSeriesStore(moved / "ws").records()
+    assert [r.cached for r in records] == [True, False]
+    assert Path(records[0].cache).is_relative_to(moved)
+    rows = Worklist(None, moved / "ws").scan()
+    assert len(rows) == 2 and load_study(rows[0].entry.path).n_slices == GEOMETRY["shape"][0]

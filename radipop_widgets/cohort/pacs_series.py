@@ -31,6 +31,7 @@ import os
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from .. import persist
 from ..atomic import atomic_write_bytes
 from ..io import StudyEntry
 from .status import CohortError, cohort_dir
@@ -83,6 +84,16 @@ class PacsSeriesStore:
 
     def __init__(self, workspace=None):
         self.path = cohort_dir(workspace) / STORE_FILE
+        # the default cache (<workspace>/../pacs-cache) is kept relative to this folder, so
+        # that a workspace moved or copied with its cache still finds its downloads
+        self.base = persist.workspace_dir(workspace).parent
+
+    def _stored(self, cache: str) -> str:
+        path = Path(cache)
+        return str(path.relative_to(self.base)) if path.is_relative_to(self.base) else cache
+
+    def _resolved(self, cache: str) -> str:
+        return cache if Path(cache).is_absolute() else str(self.base / cache)
 
     def records(self) -> list[PacsRecord]:
         """The series added, in the order they were added (none before the first)."""
@@ -92,8 +103,9 @@ class PacsSeriesStore:
             return []
         fields = {f.name for f in dataclasses.fields(PacsRecord)}
         try:
-            return [PacsRecord(**{k: v for k, v in item.items() if k in fields})
-                    for item in json.loads(text)["series"]]
+            records = [PacsRecord(**{k: v for k, v in item.items() if k in fields})
+                       for item in json.loads(text)["series"]]
+            return [dataclasses.replace(r, cache=self._resolved(r.cache)) for r in records]
         except (ValueError, KeyError, TypeError) as exc:
             raise CohortError(f"{self.path} is damaged ({exc}): delete it and add the series "
                               "again from the PACS tab (their sessions and status are "
@@ -122,7 +134,8 @@ class PacsSeriesStore:
             if new:
                 atomic_write_bytes(self.path, json.dumps(
                     {"version": STORE_VERSION,
-                     "series": [dataclasses.asdict(r) for r in known + new]}, indent=1).encode())
+                     "series": [dataclasses.asdict(dataclasses.replace(r, cache=self._stored(
+                         r.cache))) for r in known + new]}, indent=1).encode())
         return len(new)
 
     @contextlib.contextmanager
