@@ -85,8 +85,6 @@ def cull_interval(cull_after: int) -> int:
     return max(1, min(10, int(cull_after) // 5))
 
 
-
-
 class _Admission:
     """A kernel slot reserved for one page until its kernel is started (or it fails)."""
 
@@ -257,21 +255,22 @@ def server_classes():
                 self.set_header("Retry-After", "30")
                 self.finish(full_page(manager.max_kernels))
                 return
-            # Checked and reserved (or a standby kernel taken) with no await in between:
-            # concurrent pages cannot both take the last slot; the reservation passes to
-            # start_kernel through the context.
+            # Checked and reserved (or a standby kernel taken, already counted) with no
+            # await in between: concurrent pages cannot both take the last slot; the
+            # reservation passes to start_kernel through the context.
+            admission = None
             if self._takes_standby():
                 manager.hand_out_standby(self.notebook_path)
-                await super().get(path=path)
-                self._end_page()
-                return
-            admission = manager.admit()
-            _ADMISSION.set(admission)
+            else:
+                admission = manager.admit()
+                _ADMISSION.set(admission)
             try:
                 await super().get(path=path)
             finally:
-                admission.release()
-            self._end_page()
+                if admission is not None:
+                    admission.release()
+            if not self._finished and self.get_status() == 200:
+                self.write(FREE_ON_PAGEHIDE)
 
         def _takes_standby(self) -> bool:
             """Whether Voilà serves this request from its pool of standby kernels."""
@@ -282,10 +281,6 @@ def server_classes():
                 manager.notebook_data.get(self.notebook_path, {}),
                 manager.get_pool_size(self.notebook_path), self.get_argument("template", None),
                 self.get_argument("theme", None), self.request.arguments)
-
-        def _end_page(self) -> None:
-            if not self._finished and self.get_status() == 200:
-                self.write(FREE_ON_PAGEHIDE)
 
     class ShutdownHandler(VoilaShutdownKernelHandler):
         """The page's shutdown beacon; a second beacon for the same kernel is no error."""

@@ -54,6 +54,16 @@ def click_plot(app, label, x):
         None, {"event": "mouse_down", "x": x, "y": 20}, [])
 
 
+def served_statistics(phantom, tmp_path):
+    """(app, reference labels, measurings so far): a served app (background jobs) with the
+    Statistics tab shown and measured."""
+    app = make_app(phantom, tmp_path, background=True)
+    app.wait()
+    app.tabs.selected_index = STATS
+    wait_measured(app)
+    return app, phantom[1], app.statistics.runs
+
+
 def wait_measured(app, timeout=10.0):
     """Wait (at most ``timeout`` s) until the served app's timer has measured."""
     deadline = time.monotonic() + timeout
@@ -127,12 +137,7 @@ def test_updates_after_assign_and_undo_only_while_shown(phantom, tmp_path):
 
 
 def test_served_app_measures_later_off_the_click_path(phantom, tmp_path):
-    _, reference = phantom
-    app = make_app(phantom, tmp_path, background=True)
-    app.wait()
-    app.tabs.selected_index = STATS
-    wait_measured(app)
-    runs = app.statistics.runs
+    app, reference, runs = served_statistics(phantom, tmp_path)
     paint(app, 5, reference[5] == SPLEEN, SPLEEN)
     assert app.statistics.runs == runs and app.statistics.pending   # not in the handler
     wait_measured(app)
@@ -215,12 +220,7 @@ def test_plots_send_small_pngs_and_a_slice_step_sends_no_image(phantom, tmp_path
 
 
 def test_served_app_measures_once_after_a_burst_of_edits(phantom, tmp_path):
-    _, reference = phantom
-    app = make_app(phantom, tmp_path, background=True)
-    app.wait()
-    app.tabs.selected_index = STATS
-    wait_measured(app)
-    runs = app.statistics.runs
+    app, reference, runs = served_statistics(phantom, tmp_path)
     for z in (4, 5, 6, 7):                             # well within DELAY of each other
         paint(app, z, reference[z] == LIVER, LIVER)
     assert app.statistics.runs == runs and app.statistics.pending

@@ -6,7 +6,7 @@ works as before when no PACS is configured. Searching, opening and sending run a
 (the page stays responsive); a series opened before is read from the workspace cache.
 "Add to worklist" puts every CT series found into the workspace's worklist
 (:class:`~radipop_widgets.cohort.PacsSeriesStore`): the Study tab lists them and opens them
-through the same client (:func:`client`).
+through the same client (:meth:`PacsPanel.server`, which the App hands to it).
 """
 
 from __future__ import annotations

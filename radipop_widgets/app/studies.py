@@ -177,8 +177,7 @@ class StudyPanel:
             raise RadipopError("Choose a study in the list first.")
         entry = self.entries[index]
         row = self.worklist.rows[index] if index < len(self.worklist.rows) else None
-        record = row.pacs if row is not None else None
-        web = self._client(record.server) if record is not None and not record.cached else None
+        web = self._client(row.pacs.server) if self.on_pacs_only(index) else None
         self.ctx.status(f"Loading {entry.description or Path(entry.path).name} "
                         f"({entry.n_slices} slices){' from the PACS' if web else ''}...")
 

@@ -245,6 +245,18 @@ RED_CENTRE_JS = """([row, col, r]) => {
 }"""
 
 
+def assert_dots_land(page, points, radius):
+    """Click each (row, col) with the Draw tool: the red dot drawn is centred on that pixel."""
+    for row, col in points:
+        page.mouse.click(*harness.screen_xy(page, row, col))
+        # Read the centre from the poll that saw red: evaluating again could land between
+        # the stroke preview being cleared and the committed overlay arriving (null).
+        found = page.wait_for_function(RED_CENTRE_JS, arg=[row, col, radius], polling=50,
+                                       timeout=10_000)
+        centre_row, centre_col, n = found.json_value()
+        assert abs(centre_row - row) <= 0.5 and abs(centre_col - col) <= 0.5, (row, col, n)
+
+
 def test_large_screen_shows_a_larger_image_with_exact_mapping(server, open_page):
     page = open_page(server, 1920, 1080)
     image = page.locator("canvas.radipop-image")
@@ -256,14 +268,7 @@ def test_large_screen_shows_a_larger_image_with_exact_mapping(server, open_page)
     assert abs(strip["width"] - box["width"]) < 1
     page.keyboard.press("d")                   # draw liver dots in the air above the body
     page.locator(".radipop-tools button.mod-active", has_text="Draw").wait_for()
-    for row, col in ((12, 100), (13, 301), (25, 450)):
-        page.mouse.click(*harness.screen_xy(page, row, col))
-        # Read the centre from the poll that saw red: evaluating again could land between
-        # the stroke preview being cleared and the committed overlay arriving (null).
-        found = page.wait_for_function(RED_CENTRE_JS, arg=[row, col, 8], polling=50,
-                                       timeout=10_000)
-        centre_row, centre_col, n = found.json_value()
-        assert abs(centre_row - row) <= 0.5 and abs(centre_col - col) <= 0.5, (row, col, n)
+    assert_dots_land(page, ((12, 100), (13, 301), (25, 450)), 8)
 
 
 def test_enter_in_a_slider_box_gives_the_keys_back_to_the_image(server, open_page):

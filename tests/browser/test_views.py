@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import harness
-from test_dashboard import RED_CENTRE_JS, Z
+from test_dashboard import Z, assert_dots_land
 
 pytestmark = pytest.mark.browser
 
@@ -97,12 +97,7 @@ def test_zoomed_clicks_land_on_the_exact_pixel(server, open_page):
     assert box["width"] > 3 * 500                      # the canvas is shown 3x larger
     page.keyboard.press("d")
     page.locator(".radipop-tools button.mod-active", has_text="Draw").wait_for()
-    for row, col in ((14, 236), (26, 256), (14, 278)):
-        page.mouse.click(*harness.screen_xy(page, row, col))
-        found = page.wait_for_function(RED_CENTRE_JS, arg=[row, col, 6], polling=50,
-                                       timeout=10_000)
-        centre_row, centre_col, n = found.json_value()
-        assert abs(centre_row - row) <= 0.5 and abs(centre_col - col) <= 0.5, (row, col, n)
+    assert_dots_land(page, ((14, 236), (26, 256), (14, 278)), 6)
     page.screenshot(path=str(harness.ROOT / "test-artifacts" / "zoomed-1366.png"))
     page.keyboard.press("r")
     page.wait_for_function("() => getComputedStyle(document.querySelector("
