@@ -28,6 +28,7 @@ import contextvars
 import functools
 import os
 import sys
+import uuid
 from pathlib import Path
 from typing import ClassVar
 
@@ -211,9 +212,15 @@ def server_classes():
                 kwargs["env"] = {key: serve_guard.redact(str(value), self.secrets)
                                  for key, value in env.items()}
             if (env or {}).get("VOILA_PREHEAT") == "True":  # for the pool: no page's yet
-                kernel_id = await super().start_kernel(*args, **kwargs)
+                # Named before it starts: it is in the table seconds before start returns,
+                # and must not count as a page meanwhile.
+                kernel_id = kwargs.setdefault("kernel_id", str(uuid.uuid4()))
                 self._standby.add(kernel_id)
-                return kernel_id
+                try:
+                    return await super().start_kernel(*args, **kwargs)
+                except BaseException:
+                    self._standby.discard(kernel_id)
+                    raise
             admission = _ADMISSION.get()
             admitted = admission is not None and admission.manager is self and admission.held
             if kwargs.get("kernel_id") is None and not admitted and self.at_capacity():

@@ -3,6 +3,7 @@
 These run in-process, without a server; ``test_hostile_server.py`` runs the served app.
 """
 
+import asyncio
 import json
 import logging
 import random
@@ -219,3 +220,26 @@ def test_a_kernel_still_starting_is_no_orphan_and_no_error():
     manager._kernel_connections["starting"] = 0
     assert manager.orphans(min_idle=0) == []
     assert manager.at_capacity()
+
+
+def test_a_standby_kernel_is_no_page_while_it_starts(monkeypatch):
+    """A standby kernel is in the manager's table for seconds before its start returns
+    (kernel_info); it must not count as a page meanwhile, or the next page is refused."""
+    from jupyter_server.services.kernels.kernelmanager import (
+        AsyncMappingKernelManager,
+        ServerKernelManager,
+    )
+
+    manager = serve.server_classes()["kernel_manager"](max_kernels=1)
+    pages_while_starting = []
+
+    async def start(self, *, kernel_id=None, **kwargs):
+        kernel_id = kernel_id or "no-id-given"
+        self._kernels[kernel_id] = ServerKernelManager()  # as jupyter_client does, early
+        pages_while_starting.append(self.page_kernels())
+        return kernel_id
+
+    monkeypatch.setattr(AsyncMappingKernelManager, "start_kernel", start)
+    kernel_id = asyncio.run(manager.start_kernel(env={"VOILA_PREHEAT": "True"}))
+    assert pages_while_starting == [0]
+    assert not manager.at_capacity() and kernel_id in manager._standby
