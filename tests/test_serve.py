@@ -9,6 +9,7 @@ import logging
 import random
 import struct
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -240,6 +241,8 @@ def test_a_standby_kernel_is_no_page_while_it_starts(monkeypatch):
         return kernel_id
 
     monkeypatch.setattr(AsyncMappingKernelManager, "start_kernel", start)
-    kernel_id = asyncio.run(manager.start_kernel(env={"VOILA_PREHEAT": "True"}))
+    with ThreadPoolExecutor(1) as thread:  # its own event loop: other tests may run one here
+        kernel_id = thread.submit(asyncio.run, manager.start_kernel(
+            env={"VOILA_PREHEAT": "True"})).result()
     assert pages_while_starting == [0]
     assert not manager.at_capacity() and kernel_id in manager._standby
