@@ -1,6 +1,7 @@
 """Partial-volume rim on tiny synthetic slices: pixels that are mostly organ join."""
 
 import numpy as np
+import pytest
 
 from radipop_widgets.segmentation.rim import RimParams, partial_volume_rim
 
@@ -66,3 +67,17 @@ def test_rim_only_next_to_the_added_part():
     rim = partial_volume_rim(hu, labels, 1, noise_sd=5.0, near=near)
     assert rim.any() and not rim[:, :18].any()
     assert not partial_volume_rim(hu, labels, 3, noise_sd=5.0).any()
+
+
+@pytest.mark.parametrize("radius", [0, 0.5, 1, 1.5, 2, 2.5, 3.5, 4.2])
+def test_the_rim_distances_are_the_euclidean_distance_transform(radius):
+    from scipy import ndimage
+
+    from radipop_widgets.segmentation.rim import _within
+
+    rng = np.random.default_rng(int(radius * 10))
+    for _ in range(20):
+        mask = ndimage.binary_opening(rng.random((40, 50)) < 0.35) | (rng.random((40, 50)) < 0.01)
+        distance = ndimage.distance_transform_edt(~mask)
+        assert np.array_equal(_within(mask, radius), distance <= radius)
+        assert np.array_equal(_within(mask, radius, strict=True), distance < radius)
