@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 from test_cohort_data import loaded_labels
-from test_cohort_pacs import pacs  # noqa: F401  (the fixture)
+from test_cohort_pacs import download, pacs  # noqa: F401  (the fixture)
 
 from radipop_widgets import persist
 from radipop_widgets.app import App
@@ -197,3 +197,29 @@ def test_a_worklist_starting_with_a_pacs_series_downloads_nothing_at_start(pacs,
     assert app.tabs.selected_index == TABS.index("Study")
     assert not [text for level, text in app.messages.messages if level == "error"]
     assert "open it in the Study tab" in app.messages.messages[0][1]
+
+
+def test_remove_takes_a_pacs_series_off_the_worklist_and_only_that(pacs, app, tmp_path):  # noqa: F811
+    web, folders, series = pacs
+    PacsSeriesStore(app.studies.workspace).add([pacs_record(web, st, s) for st, s in series])
+    app.studies.refresh()
+    panel = app.studies.worklist
+    pacs_rows = [i for i, r in enumerate(panel.rows) if r.pacs is not None]
+    folder_row = next(i for i, r in enumerate(panel.rows) if r.pacs is None)
+    assert len(pacs_rows) == 2
+    panel.table.value = folder_row
+    assert panel.remove_button.disabled                 # the data folder lists its own
+    with pytest.raises(RadipopError, match="only the series added from the PACS tab"):
+        panel.remove_pacs(folder_row)
+    panel.table.value = pacs_rows[0]
+    assert not panel.remove_button.disabled
+    panel.remove_button.click()
+    assert not [text for level, text in app.messages.messages if level == "error"]
+    assert [r.pacs.series_uid for r in panel.rows if r.pacs] == [series[1][1].series_uid]
+    assert "add it again from the PACS tab" in app.messages.messages[0][1]
+    assert sum(r.pacs is None for r in panel.rows) == 3     # the folder's rows stay
+    download(web, folders[1], series[1][1].series_uid)   # open the other one: not removed
+    opened = next(i for i, r in enumerate(panel.rows) if r.pacs is not None)
+    app.studies.open(opened).result()
+    with pytest.raises(RadipopError, match="is open: open another study"):
+        panel.remove_pacs(opened)

@@ -210,3 +210,41 @@ def test_a_workspace_moved_with_its_cache_still_finds_its_downloads(pacs, tmp_pa
     assert Path(records[0].cache).is_relative_to(moved)
     rows = Worklist(None, moved / "ws").scan()
     assert len(rows) == 2 and load_study(rows[0].entry.path).n_slices == GEOMETRY["shape"][0]
+
+
+def test_a_downloaded_row_shows_its_thickness_and_pixel_size_read_once(pacs, tmp_path):
+    web, folders, series = pacs
+    PacsSeriesStore(tmp_path / "ws").add([pacs_record(web, st, s) for st, s in series])
+    worklist = Worklist(None, tmp_path / "ws")
+    assert [r.thickness_mm for r in worklist.scan()] == [None, None]   # not downloaded
+    uid = series[0][1].series_uid
+    download(web, folders[0], uid)
+    row = worklist.scan()[0]
+    assert row.thickness_mm == GEOMETRY["slice_mm"]
+    assert row.pixel_mm == (GEOMETRY["pixel_mm"], GEOMETRY["pixel_mm"])
+    recorded = json.loads((web.cache_folder(uid) / ".series.json").read_text())
+    assert recorded["server"] == web.url and recorded["thickness_mm"] == GEOMETRY["slice_mm"]
+    for f in web.cache_folder(uid).glob("*.dcm"):     # read from the record from now on
+        f.write_bytes(b"not read again")
+    assert worklist.scan()[0].thickness_mm == GEOMETRY["slice_mm"]
+
+
+def test_removing_a_pacs_series_keeps_its_sessions_and_status(pacs, tmp_path):
+    web, folders, series = pacs
+    store = PacsSeriesStore(tmp_path / "ws")
+    store.add([pacs_record(web, st, s) for st, s in series])
+    worklist = Worklist(None, tmp_path / "ws")
+    first, second = (s.series_uid for _, s in series)
+    download(web, folders[0], first)
+    session = Session(load_study(web.cache_folder(first)), workspace=tmp_path / "ws")
+    session.set_labels(np.load(folders[0].parent / "reference_labels.npz")["labels"])
+    session.save()
+    worklist.scan()
+    worklist.mark_done(f"uid-{first}", user="alice")
+    assert store.remove([first, "1.2.3.not-added"]) == 1
+    assert [r.series_uid for r in store.records()] == [second]
+    assert [r.key for r in worklist.scan()] == [f"uid-{second}"]
+    store.add([pacs_record(web, *series[0])])          # added again: where it stood
+    rows = worklist.scan()
+    assert [(r.status, r.by) for r in rows] == [(NOT_STARTED, None), (DONE, "alice")]
+    assert rows[1].volumes_ml["liver"] == pytest.approx(session.volumes_ml()["liver"])

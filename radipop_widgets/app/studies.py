@@ -65,7 +65,7 @@ class StudyPanel:
         self.widget = widgets.VBox([
             self.data_root_text, w.lock_row, w.controls, w.header, self.study_list, w.summary,
             widgets.HBox([self.open_button, self.previous_button, self.next_button,
-                          self.refresh_button]),
+                          self.refresh_button, w.remove_button]),
             w.actions,
             widgets.HTML("<small style='color:#555'>Listed: DICOM CT series and CT NIfTI "
                          "files (label maps and other files are left out), then the PACS "

@@ -110,6 +110,10 @@ class WorklistPanel:
             description="pseudonymise" if salt else f"pseudonymise (set ${SALT_ENV})",
             layout=widgets.Layout(width="auto"))
         self.salt_file = salt
+        self.remove_button = button("Remove", "Take the chosen PACS series off the worklist "
+                                    "(its sessions, status and download are kept)",
+                                    icon="minus")
+        self.remove_button.disabled = True
         self.take_over_button = button("Take over", "Edit this study here; the other page "
                                        "can no longer save it", "#ffe0b2")
         self.lock_text = widgets.HTML()
@@ -125,7 +129,8 @@ class WorklistPanel:
                                     layout=widgets.Layout(flex_flow="row wrap"))
         tagged({"worklist": self.table, "worklist-header": self.header, "worklist-filter": self.filter_text,
                 "mark-done": self.done_button, "undo-done": self.undo_done_button,
-                "export-cohort": self.export_button, "take-over": self.take_over_button})
+                "export-cohort": self.export_button, "take-over": self.take_over_button,
+                "remove-pacs": self.remove_button})
         ctx.jobs.hold(self.done_button, self.undo_done_button, self.export_button)
         cb = ctx.callback
         for control in (self.filter_text, self.status_filter, self.sort):
@@ -134,6 +139,9 @@ class WorklistPanel:
         self.undo_done_button.on_click(cb("Undoing done")(lambda _: self.undo_done()))
         self.export_button.on_click(cb("Exporting the cohort")(lambda _: self.export()))
         self.take_over_button.on_click(cb("Taking the study over")(lambda _: self.take_over()))
+        self.remove_button.on_click(cb("Removing the PACS series")(
+            lambda _: self.remove_pacs(self.table.value)))
+        self.table.observe(cb("Choosing a study")(lambda _: self._removable()), "value")
 
     # ----------------------------------------------------------------- the table
     def scan(self) -> list[WorklistRow]:
@@ -162,6 +170,7 @@ class WorklistPanel:
             self.table.options = [(self.texts.get(i) or self.rows[i].description, i)
                                   for i in order]
             self.table.value = chosen if chosen in order else None
+        self._removable()
         counts = {s: sum(r.status == s for r in self.rows) for s in STATES}
         self.summary.value = ("<small>" + " · ".join(f"{n} {s}" for s, n in counts.items())
                               + f" · {len(order)} shown</small>")
@@ -190,7 +199,29 @@ class WorklistPanel:
         key = study_row_key(study)
         return next((i for i, r in enumerate(self.rows) if r.key == key), None)
 
+    def _removable(self) -> None:
+        index = self.table.value
+        self.remove_button.disabled = not (index is not None and 0 <= index < len(self.rows)
+                                           and self.rows[index].pacs is not None)
+
     # ----------------------------------------------------------------- actions
+    def remove_pacs(self, index) -> None:
+        """Take the PACS series of row ``index`` off the worklist; its sessions, status
+        and download stay (added again, it is where it stood)."""
+        self.ctx.jobs.check_idle()
+        if index is None or not 0 <= index < len(self.rows) or self.rows[index].pacs is None:
+            raise CohortError("Choose a PACS series in the list: only the series added from "
+                              "the PACS tab can be removed; the data folder's studies are "
+                              "listed while they are in it.")
+        row, session = self.rows[index], self.ctx.session
+        if session is not None and self.index_of(session.study) == index:
+            raise CohortError(f"{row.description} is open: open another study before "
+                              "removing it from the worklist.")
+        self.worklist.pacs.remove([row.pacs.series_uid])
+        self.refresh()
+        self.ctx.status(f"{row.description} ({row.where}) is off the worklist; its sessions, "
+                        "status and download are kept: add it again from the PACS tab.")
+
     def _open_row(self) -> WorklistRow:
         session = self.ctx.session
         index = self.index_of(session.study) if session is not None else None

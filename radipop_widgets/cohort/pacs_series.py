@@ -132,11 +132,25 @@ class PacsSeriesStore:
                     uids.add(record.series_uid)
                     new.append(dataclasses.replace(record, added_at=record.added_at or now))
             if new:
-                atomic_write_bytes(self.path, json.dumps(
-                    {"version": STORE_VERSION,
-                     "series": [dataclasses.asdict(dataclasses.replace(r, cache=self._stored(
-                         r.cache))) for r in known + new]}, indent=1).encode())
+                self._write(known + new)
         return len(new)
+
+    def remove(self, series_uids) -> int:
+        """Take these series off the worklist; returns how many were on it. Their
+        sessions, status and download stay: added again, a series is where it stood."""
+        drop = set(series_uids)
+        with self._locked():
+            known = self.records()
+            kept = [r for r in known if r.series_uid not in drop]
+            if len(kept) < len(known):
+                self._write(kept)
+        return len(known) - len(kept)
+
+    def _write(self, records) -> None:
+        atomic_write_bytes(self.path, json.dumps(
+            {"version": STORE_VERSION,
+             "series": [dataclasses.asdict(dataclasses.replace(r, cache=self._stored(r.cache)))
+                        for r in records]}, indent=1).encode())
 
     @contextlib.contextmanager
     def _locked(self):

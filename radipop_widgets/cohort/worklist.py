@@ -160,6 +160,27 @@ def _scan_folder(folder: str, files: list[str]) -> list[dict]:
     return found
 
 
+def _download_details(cache: Path) -> dict:
+    """The slice thickness and pixel size of a downloaded PACS series: read from its
+    headers once, then kept in the download's ``.series.json``."""
+    record = cache / ".series.json"
+    try:
+        recorded = json.loads(record.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(recorded, dict) or "pixel_mm" in recorded:
+        return recorded if isinstance(recorded, dict) else {}
+    found = scan_dicom_series(cache)
+    if len(found) != 1:
+        return {}
+    details = {key: found[0][1].get(key) for key in ("thickness_mm", "pixel_mm")}
+    try:
+        atomic_write_bytes(record, json.dumps({**recorded, **details}).encode())
+    except OSError:          # a read-only cache: read the headers again next time
+        pass
+    return details
+
+
 class Worklist:
     """The studies under ``data_root`` and where each stands.
 
@@ -282,7 +303,10 @@ class Worklist:
                 continue
             key = f"uid-{record.series_uid}"
             found = sorted(sessions.get(key, []), key=lambda s: s.saved_at or "", reverse=True)
-            row = WorklistRow(key, record.entry(), sessions=found, pacs=record)
+            details = _download_details(Path(record.cache)) if record.cached else {}
+            row = WorklistRow(key, record.entry(), details.get("thickness_mm"),
+                              tuple(details["pixel_mm"]) if details.get("pixel_mm") else None,
+                              sessions=found, pacs=record)
             self._fill(row)
             rows.append(row)
         self._cohort_flags(rows)

@@ -72,6 +72,8 @@ def test_add_to_worklist_then_open_the_pacs_row_from_the_study_tab(browser, pacs
         page.wait_for_function(
             "r => { const s = document.querySelector('.radipop-study-list select');"
             "       return s.options[r] && s.options[r].text.includes('cached'); }", arg=row)
+        assert f"{GEOMETRY['slice_mm']:g} mm" in study_rows(page)[row]   # read once cached
+        assert page.locator(".radipop-remove-pacs").is_enabled()    # a PACS row is chosen
         harness.ROOT.joinpath("test-artifacts").mkdir(exist_ok=True)
         page.screenshot(path=str(harness.ROOT / "test-artifacts" / "pacs-worklist.png"),
                         full_page=True)
