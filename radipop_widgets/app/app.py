@@ -31,7 +31,7 @@ from .context import Context
 from .extend import ExtendPanel
 from .fill import FillPanel
 from .header import Header
-from .jobs import JobRunner
+from .jobs import HELD_CSS, JobRunner
 from .keys import KeyMap, key_table
 from .messages import MessagePanel, guarded
 from .navigation import Navigation
@@ -166,6 +166,7 @@ class App:
         self.widget = w.VBox([self.style, self.header.widget, body],
                              layout=w.Layout(padding="4px"))
         self.widget.add_class("radipop-app")
+        self.ctx.jobs.root = self.widget
         tagged({"messages": self.messages.output, "tabs": self.tabs})
 
     def _bind_image(self) -> None:
@@ -188,7 +189,7 @@ class App:
 
     def _update_css(self) -> None:
         self.style.value = (self.viewer.css(self.ortho.css_views())
-                            + f"<style>{ANNOTATION_CSS}{TAB_CSS}</style>"
+                            + f"<style>{ANNOTATION_CSS}{TAB_CSS}{HELD_CSS}</style>"
                             + self.key_map.helper_html())
 
     def _views_shown(self) -> None:

@@ -50,8 +50,14 @@ class ThresholdsPanel:
             lambda _: self.apply_suggested()))
 
     def _slider_moved(self, name: str, value) -> None:
-        if not self.ctx.syncing:
+        if self.ctx.syncing:
+            return
+        try:
             self.set_thresholds(**{name: value})
+        except RadipopError:
+            if self.ctx.session is not None:   # the sliders show what applies
+                self.sync()
+            raise
 
     def set_thresholds(self, bone=None, vessel=None, organ=None) -> None:
         """Apply the thresholds given (HU, clamped to the sliders' ranges; None keeps one)
