@@ -270,12 +270,35 @@ def area_steps(measurement: dict, fraction: float = 0.25) -> list[int]:
     >>> area_steps({"area_mm2": [(3, 100.0), (4, 110.0), (5, 160.0), (7, 150.0)]})
     [5, 6, 7]
     """
-    slices = [z for z, _ in measurement["area_mm2"]]
-    if len(slices) < 2:
+    first, area = _span_areas(measurement)
+    if len(area) < 2:
         return []
-    first = slices[0]
-    area = np.zeros(slices[-1] - first + 1)
-    for z, a in measurement["area_mm2"]:
-        area[z - first] = a
     jumps = np.flatnonzero(np.abs(np.diff(area)) > fraction * area.max()) + 1
     return [int(z) + first for z in jumps]
+
+
+def _span_areas(measurement: dict) -> tuple[int, np.ndarray]:
+    """(first slice, area per slice of the organ's span, 0 where a slice misses it)."""
+    slices = [z for z, _ in measurement["area_mm2"]]
+    area = np.zeros(slices[-1] - slices[0] + 1) if slices else np.zeros(0)
+    for z, a in measurement["area_mm2"]:
+        area[z - slices[0]] = a
+    return (slices[0] if slices else 0), area
+
+
+def area_spikes(measurement: dict, fraction: float = 0.12) -> list[int]:
+    """Slices inside the organ whose area differs from the mean of its two neighbours by
+    more than ``fraction`` of the organ's largest slice area: one slice that leaks (or
+    misses a piece) where the organ grows or shrinks, which the step from the slice before
+    (:func:`area_steps`) can hide.
+
+    Examples
+    --------
+    >>> area_spikes({"area_mm2": [(3, 100.0), (4, 90.0), (5, 100.0), (6, 70.0), (7, 60.0)]})
+    [5]
+    """
+    first, area = _span_areas(measurement)
+    if len(area) < 3:
+        return []
+    spike = np.abs(area[1:-1] - (area[:-2] + area[2:]) / 2)
+    return [int(z) + first + 1 for z in np.flatnonzero(spike > fraction * area.max())]

@@ -176,6 +176,25 @@ def test_area_plot_marks_missing_slices_steps_and_the_slice_shown():
     assert [slice_at(x, 5, 50) for x in (0, 9.9, 10, 49, 60, -3)] == [0, 0, 1, 4, 4, 0]
 
 
+def test_the_plot_marks_a_slice_that_stands_out_from_its_neighbours_as_the_flags_do():
+    from types import SimpleNamespace
+
+    from radipop_widgets.app.statistics import StatisticsPanel
+    from radipop_widgets.cohort.flags import area_flags
+    from radipop_widgets.measure import organ_measurements
+
+    labels = np.zeros((7, 40, 40), np.uint8)
+    for z, half in enumerate((6, 8, 10, 11, 10, 8, 6)):     # a smooth organ
+        labels[z, 20 - half:20 + half, 20 - half:20 + half] = LIVER
+    labels[4, 8:30, 30:33] = LIVER                          # slice 4 leaks a little
+    spacing = (5.0, 1.0, 1.0)
+    m = organ_measurements(labels, None, spacing)
+    assert [f.code for f in area_flags(m)] == ["area_jump"]
+    session = SimpleNamespace(study=SimpleNamespace(n_slices=7, spacing=spacing))
+    caption = StatisticsPanel._view(session, m)["plots"][LIVER][0]
+    assert "slices 4 stand out from their neighbours" in caption
+
+
 @pytest.mark.parametrize("background", [False, True])
 def test_measures_only_the_slices_that_may_hold_labels_and_equals_the_api(phantom, tmp_path,
                                                                         background):

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from radipop_widgets.cohort import flags as F
-from radipop_widgets.measure import organ_measurements
+from radipop_widgets.measure import area_steps, organ_measurements
 
 SPACING = (5.0, 2.0, 2.0)    # 20 mm^3 voxels
 
@@ -61,6 +62,27 @@ def test_a_missed_slice_and_a_leak_are_area_jumps():
     flags = F.area_flags(organ_measurements(leak, hu, SPACING))
     assert [f.code for f in flags if f.organ == "spleen"] == ["area_jump"]
     assert "slice(s) 22" in flags[-1].reason
+
+
+def test_a_small_leak_on_one_slice_is_an_area_jump_where_the_step_is_small():
+    """A leak of 15 % of the largest slice on a slice where the organ shrinks: the step from
+    the slice before stays under 25 %, but the slice stands out from both neighbours."""
+    labels, hu = clean_case()
+    liver = labels == 1
+    areas = liver.sum(axis=(1, 2))
+    z = 23                                               # the liver shrinks here
+    assert areas[z] < areas[z - 1]
+    leak = labels.copy()
+    grow, added = liver[z], np.zeros_like(liver[z])
+    while added.sum() < 0.15 * areas.max():
+        grow = ndimage.binary_dilation(grow)
+        added = grow & (labels[z] == 0)
+    leak[z][added] = 1
+    m = organ_measurements(leak, hu, SPACING)
+    assert area_steps(m["liver"], F.AREA_STEP) == []          # the step rule is silent
+    flags = [f for f in F.area_flags(m) if f.organ == "liver"]
+    assert [f.code for f in flags] == ["area_jump"] and f"slice(s) {z}" in flags[0].reason
+    assert "neighbours" in flags[0].reason
 
 
 def test_disconnected_pieces():

@@ -28,6 +28,7 @@ import numpy as np
 from PIL import Image
 
 from .. import measure
+from ..cohort.flags import AREA_SPIKE, AREA_STEP
 from ..labels import MEASURED
 from .context import Context
 from .messages import guarded
@@ -36,7 +37,6 @@ from .viewer import _put_png
 
 DELAY = 0.4                  # s: the pause in the label changes after which to measure
 PLOT_WIDTH, PLOT_HEIGHT = 420, 56
-STEP_FRACTION = 0.25         # a step between slices above this fraction of the largest area
 _BACKGROUND = (250, 250, 250, 255)
 _MISSING = (255, 170, 60, 255)   # orange: a slice inside the organ's span without it
 _STEP = (200, 0, 0, 255)         # red: the top of a bar after a step
@@ -314,7 +314,8 @@ class StatisticsPanel:
                 plots[o.value] = (f"<small><b>{o.title}</b>: not labelled</small>",
                                   png(area_plot([], n, o.colour, None)))
                 continue
-            steps = measure.area_steps(organ, STEP_FRACTION)
+            steps = measure.area_steps(organ, AREA_STEP)
+            spikes = [z for z in measure.area_spikes(organ, AREA_SPIKE) if z not in steps]
             largest = max(organ["area_mm2"], key=lambda item: item[1])
             flags = []
             if organ["missing_slices"]:
@@ -322,15 +323,20 @@ class StatisticsPanel:
                              f"{_slice_list(organ['missing_slices'])}</span>")
             if steps:
                 flags.append(f"<span style='color:#c00000'>steps &gt; "
-                             f"{STEP_FRACTION:.0%} of the largest area at slices "
+                             f"{AREA_STEP:.0%} of the largest area at slices "
                              f"{_slice_list(steps)}</span>")
+            if spikes:
+                flags.append(f"<span style='color:#c00000'>slices {_slice_list(spikes)} stand "
+                             f"out from their neighbours by &gt; {AREA_SPIKE:.0%} of the "
+                             "largest area</span>")
             colour = mix(o.colour, (0, 0, 0), 0.15)
             caption = (f"<small><b style='color:{colour}'>{o.title}</b> (slices "
                        f"0&ndash;{n - 1} left to right): largest {_fmt(largest[1], 0)} mm² "
                        f"on slice {largest[0]}" + ("; " + "; ".join(flags) if flags else "")
                        + "</small>")
             plots[o.value] = (caption, png(area_plot(organ["area_mm2"], n, o.colour, None,
-                                                     organ["missing_slices"], steps)))
+                                                     organ["missing_slices"],
+                                                     sorted(steps + spikes))))
         return {"table": statistics_table(measurements, session.study.spacing),
                 "plots": plots}
 
