@@ -136,3 +136,13 @@ def test_mean_hu_outside_the_organs_range_for_the_phase():
                                   "hu_phase"])
 def test_every_flag_is_documented(code):
     assert f"``{code}``" in F.__doc__
+
+
+def test_the_step_allowed_between_slices_grows_with_the_slice_thickness():
+    """An organ's area changes more between 10 mm slices than between 2.5 mm ones: a steady
+    30 % per slice is a jump at 2.5 mm, the organ's own shape at 10 mm."""
+    areas = [100.0, 500.0, 900.0, 1300.0]              # steady: no slice stands out
+    m = {"liver": {"area_mm2": list(enumerate(areas)), "missing_slices": []}}
+    assert [f.code for f in F.area_flags(m, slice_mm=2.5)] == ["area_jump"]
+    assert F.area_flags(m, slice_mm=10.0) == []
+    assert [f.code for f in F.area_flags(m)] == ["area_jump"]      # thickness unknown

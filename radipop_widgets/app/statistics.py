@@ -28,7 +28,7 @@ import numpy as np
 from PIL import Image
 
 from .. import measure
-from ..cohort.flags import AREA_SPIKE, AREA_STEP
+from ..cohort.flags import AREA_SPIKE, step_allowed
 from ..labels import MEASURED
 from .context import Context
 from .messages import guarded
@@ -307,6 +307,7 @@ class StatisticsPanel:
         """What the panel shows of ``measurements``: the table's HTML, and per organ the
         caption and the bars' PNG (built without touching a widget)."""
         n = session.study.n_slices
+        allowed = step_allowed(session.study.spacing[0])
         plots = {}
         for o in MEASURED:
             organ = measurements.get(o.name)
@@ -314,7 +315,7 @@ class StatisticsPanel:
                 plots[o.value] = (f"<small><b>{o.title}</b>: not labelled</small>",
                                   png(area_plot([], n, o.colour, None)))
                 continue
-            steps = measure.area_steps(organ, AREA_STEP)
+            steps = measure.area_steps(organ, allowed)
             spikes = [z for z in measure.area_spikes(organ, AREA_SPIKE) if z not in steps]
             largest = max(organ["area_mm2"], key=lambda item: item[1])
             flags = []
@@ -323,7 +324,7 @@ class StatisticsPanel:
                              f"{_slice_list(organ['missing_slices'])}</span>")
             if steps:
                 flags.append(f"<span style='color:#c00000'>steps &gt; "
-                             f"{AREA_STEP:.0%} of the largest area at slices "
+                             f"{allowed:.0%} of the largest area at slices "
                              f"{_slice_list(steps)}</span>")
             if spikes:
                 flags.append(f"<span style='color:#c00000'>slices {_slice_list(spikes)} stand "

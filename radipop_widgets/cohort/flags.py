@@ -6,7 +6,8 @@ for a second look; it is not an error and never stops an export.
 - ``fov_cut``: the organ lies on the first or last slice, so the field of view cuts it and
   its volume is a lower bound.
 - ``area_jump``: the organ's area changes from one slice to the next by more than a
-  quarter of its largest slice area (:func:`radipop_widgets.measure.area_steps`), one
+  quarter of its largest slice area per 5 mm of slice thickness or less
+  (:func:`radipop_widgets.measure.area_steps`, :func:`step_allowed`), one
   slice differs from the mean of its neighbours by more than :data:`AREA_SPIKE` of it
   (:func:`~radipop_widgets.measure.area_spikes`), or a slice inside the organ misses it:
   a leak into a neighbour or a missed slice.
@@ -61,7 +62,12 @@ PHASE_HU = {
     "delayed": {"liver": (60.0, 140.0), "spleen": (60.0, 140.0)},
 }
 MIN_PIECE_ML = 1.0
+#: The step from one slice to the next, per :data:`AREA_STEP_MM` of slice thickness or
+#: less: the organ's own shape reaches 0.23 at 5 mm, 0.31 at 7.5 mm and 0.38 at 10 mm on
+#: the suite's cases (``benchmarks/bench_flags.py --thick``), so thicker slices allow
+#: proportionally more.
 AREA_STEP = 0.25
+AREA_STEP_MM = 5.0
 #: One slice against the mean of its neighbours. Chosen by the worst case of the robustness
 #: suite (``benchmarks/variants.py``: 128 studies, every phase, noise, 5 mm slices, zoom,
 #: orientation, padding, field of view): the reference labels reach 0.082 (a spleen), so
@@ -102,14 +108,21 @@ def field_of_view_flags(measurements: dict, n_slices: int) -> list[Flag]:
     return flags
 
 
-def area_flags(measurements: dict) -> list[Flag]:
-    """Per-slice area jumps and slices missed inside the organ."""
+def step_allowed(slice_mm: float | None) -> float:
+    """The largest step between slices that is no jump, for slices ``slice_mm`` apart."""
+    return AREA_STEP * max(1.0, (slice_mm or 0.0) / AREA_STEP_MM)
+
+
+def area_flags(measurements: dict, slice_mm: float | None = None) -> list[Flag]:
+    """Per-slice area jumps and slices missed inside the organ (``slice_mm``: the slice
+    spacing; unknown, the step allowed is that of thin slices)."""
     flags = []
+    allowed = step_allowed(slice_mm)
     for organ in ORGANS:
         m = measurements.get(organ)
         if not m:
             continue
-        steps = area_steps(m, AREA_STEP)
+        steps = area_steps(m, allowed)
         spikes = area_spikes(m, AREA_SPIKE)
         missing = list(m.get("missing_slices") or [])
         if missing:
@@ -117,7 +130,7 @@ def area_flags(measurements: dict) -> list[Flag]:
                               "organ are not labelled (a missed slice)"))
         elif steps:
             flags.append(Flag("area_jump", organ, f"the area jumps by more than "
-                              f"{AREA_STEP:.0%} of its largest slice at slice(s) "
+                              f"{allowed:.0%} of its largest slice at slice(s) "
                               f"{_slices(steps)} (a leak or a missed piece)"))
         elif spikes:
             flags.append(Flag("area_jump", organ, f"the area at slice(s) {_slices(spikes)} "
@@ -199,7 +212,8 @@ def hu_flags(measurements: dict, phase: str | None) -> list[Flag]:
 def study_flags(labels: np.ndarray, measurements: dict, spacing, phase: str | None) -> list[Flag]:
     """Every check on one study's labels and their measurements (not the cohort's)."""
     volumes = {organ: m["volume_ml"] for organ, m in measurements.items() if organ in ORGANS}
-    return (field_of_view_flags(measurements, labels.shape[0]) + area_flags(measurements)
+    return (field_of_view_flags(measurements, labels.shape[0])
+            + area_flags(measurements, float(spacing[0]))
             + piece_flags(labels, spacing) + volume_flags(volumes)
             + splenic_index_flags(measurements) + hu_flags(measurements, phase))
 
