@@ -11,7 +11,9 @@ whose canvas pixels differ:
 - page open -> first painted slice, a new kernel each time (goal: <= 5 s);
 - during "extend to the organ's end" (which runs in the background): a slice key pressed
   right after the click -> the new slice number shown, against the extend's own duration
-  (click -> report): the page must answer before the extend ends.
+  (click -> report): the page must answer before the extend ends; the same key on a page
+  without an extend for comparison. Both once the server's kernels are quiet (the standby
+  kernel a page open starts is not timed with them).
 
     python benchmarks/bench_ui.py --kernel [--repeats 30] [--slices 300]
 
