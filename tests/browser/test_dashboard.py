@@ -160,8 +160,12 @@ def test_extend_labels_neighbouring_slices(server, open_page, phantom):
     page = open_page(server)
     label_liver(page, phantom["point"])
     page.locator(".radipop-extend-below").click()
+    held = "getComputedStyle(document.querySelector('.radipop-label-liver')).pointerEvents"
+    # while it runs the held controls take no clicks (one class on the page's root)
+    page.wait_for_function(f"() => document.querySelector('.radipop-busy') && {held} === 'none'")
     messages = page.locator(".radipop-messages")
     messages.get_by_text("Extended the labels").wait_for(timeout=30_000)
+    page.wait_for_function(f"() => !document.querySelector('.radipop-busy') && {held} !== 'none'")
     harness.click_image(page, 2, 2)            # focus the image for the keys (air: no region)
     page.keyboard.press("ArrowDown")
     page.wait_for_function(
