@@ -400,6 +400,26 @@ def test_the_idle_culler_stops_a_server_nobody_uses():
         assert lab.stop() == []
 
 
+def wait_gone(pids, timeout: float) -> list[str]:
+    """Wait until none of ``pids`` runs (zombies count as gone); the command lines of the
+    processes still running after ``timeout`` seconds."""
+    import psutil
+
+    deadline = time.monotonic() + timeout
+    while True:
+        left = []
+        for pid in pids:
+            try:
+                process = psutil.Process(pid)
+                if process.status() != psutil.STATUS_ZOMBIE:
+                    left.append(f"{pid}: {' '.join(process.cmdline())[:200]}")
+            except psutil.NoSuchProcess:
+                pass
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.2)
+
+
 def test_the_one_command_starts_a_trial_that_ctrl_c_stops(tmp_path):
     """``bash scripts/hub.sh --port N`` (shared mode, its own password and proxy token),
     a user logs in and sees the dashboard; Ctrl+C (SIGINT to its group) stops everything."""
@@ -443,9 +463,7 @@ def test_the_one_command_starts_a_trial_that_ctrl_c_stops(tmp_path):
         assert len(tree) >= 6  # hub, proxy, culler, the user's proxy, Voilà, kernel
         os.killpg(script.pid, signal.SIGINT)
         assert script.wait(30) == 0
-        time.sleep(1)
-        left = [pid for pid in tree if psutil.pid_exists(pid)
-                and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
+        left = wait_gone(tree, timeout=20)     # a kernel may still be in its own shutdown
         assert left == [], log.read_text()[-3000:]
     finally:
         if script.poll() is None:
