@@ -29,9 +29,9 @@ class JobRunner:
     While a job runs the page stays responsive (slices and windows can be browsed);
     the controls registered with :meth:`hold` are greyed and take no clicks (``root``, the
     page's widget, carries :data:`BUSY_CLASS`), and edits are refused until it ends (a
-    key that reaches a held control meets the same refusal). ``lock`` is held by every widget callback and by the worker while it
-    applies its result, so the session, the viewer and ipycanvas' command stream see
-    one thread at a time.
+    key that reaches a held control meets the same refusal). ``lock`` is held by every
+    widget callback and by the worker while it applies its result, so the session, the
+    viewer and ipycanvas' command stream see one thread at a time.
     """
 
     def __init__(self, messages: MessagePanel, background: bool = True):

@@ -145,9 +145,8 @@ class StudyPanel:
 
     def on_pacs_only(self, index) -> bool:
         """Whether the row at ``index`` is a PACS series not downloaded yet."""
-        rows = self.worklist.rows
-        record = rows[index].pacs if 0 <= index < len(rows) else None
-        return record is not None and not record.cached
+        row = self.worklist.pacs_row(index)
+        return row is not None and not row.pacs.cached
 
     def _index_of(self, session) -> int | None:
         """The list's entry of the session's study (None if it is not listed)."""

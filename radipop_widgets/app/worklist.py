@@ -199,21 +199,24 @@ class WorklistPanel:
         key = study_row_key(study)
         return next((i for i, r in enumerate(self.rows) if r.key == key), None)
 
+    def pacs_row(self, index) -> WorklistRow | None:
+        """The row at ``index`` when it is a PACS series added to the worklist, else None."""
+        row = self.rows[index] if index is not None and 0 <= index < len(self.rows) else None
+        return row if row is not None and row.pacs is not None else None
+
     def _removable(self) -> None:
-        index = self.table.value
-        self.remove_button.disabled = not (index is not None and 0 <= index < len(self.rows)
-                                           and self.rows[index].pacs is not None)
+        self.remove_button.disabled = self.pacs_row(self.table.value) is None
 
     # ----------------------------------------------------------------- actions
     def remove_pacs(self, index) -> None:
         """Take the PACS series of row ``index`` off the worklist; its sessions, status
         and download stay (added again, it is where it stood)."""
         self.ctx.jobs.check_idle()
-        if index is None or not 0 <= index < len(self.rows) or self.rows[index].pacs is None:
+        row, session = self.pacs_row(index), self.ctx.session
+        if row is None:
             raise CohortError("Choose a PACS series in the list: only the series added from "
                               "the PACS tab can be removed; the data folder's studies are "
                               "listed while they are in it.")
-        row, session = self.rows[index], self.ctx.session
         if session is not None and self.index_of(session.study) == index:
             raise CohortError(f"{row.description} is open: open another study before "
                               "removing it from the worklist.")

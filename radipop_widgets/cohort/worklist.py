@@ -168,8 +168,10 @@ def _download_details(cache: Path) -> dict:
         recorded = json.loads(record.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
-    if not isinstance(recorded, dict) or "pixel_mm" in recorded:
-        return recorded if isinstance(recorded, dict) else {}
+    if not isinstance(recorded, dict):
+        return {}
+    if "pixel_mm" in recorded:
+        return recorded
     found = scan_dicom_series(cache)
     if len(found) != 1:
         return {}
@@ -287,12 +289,7 @@ class Worklist:
             key = row_key(entry)
             if seen[key] > 1:   # one series in several folders (copies): told apart by path
                 key = _path_key(entry.path, entry.series_uid)
-            found = sorted(sessions.get(key, []), key=lambda s: s.saved_at or "", reverse=True)
-            row = WorklistRow(key, entry, details.get("thickness_mm"),
-                              tuple(details["pixel_mm"]) if details.get("pixel_mm") else None,
-                              sessions=found)
-            self._fill(row)
-            rows.append(row)
+            rows.append(self._row(key, entry, details, sessions))
         in_folder = {entry.series_uid for entry, _ in entries}
         try:
             records, self.pacs_problem = self.pacs.records(), None
@@ -301,17 +298,23 @@ class Worklist:
         for record in records:
             if record.series_uid in in_folder:
                 continue
-            key = f"uid-{record.series_uid}"
-            found = sorted(sessions.get(key, []), key=lambda s: s.saved_at or "", reverse=True)
             details = _download_details(Path(record.cache)) if record.cached else {}
-            row = WorklistRow(key, record.entry(), details.get("thickness_mm"),
-                              tuple(details["pixel_mm"]) if details.get("pixel_mm") else None,
-                              sessions=found, pacs=record)
-            self._fill(row)
-            rows.append(row)
+            rows.append(self._row(f"uid-{record.series_uid}", record.entry(), details,
+                                  sessions, record))
         self._cohort_flags(rows)
         self.rows = rows
         return rows
+
+    def _row(self, key: str, entry: StudyEntry, details: dict, sessions: dict,
+             pacs: PacsRecord | None = None) -> WorklistRow:
+        """The row of a study: its header ``details``, its sessions (newest first) and
+        where it stands."""
+        found = sorted(sessions.get(key, []), key=lambda s: s.saved_at or "", reverse=True)
+        row = WorklistRow(key, entry, details.get("thickness_mm"),
+                          tuple(details["pixel_mm"]) if details.get("pixel_mm") else None,
+                          sessions=found, pacs=pacs)
+        self._fill(row)
+        return row
 
     def _fill(self, row: WorklistRow) -> None:
         record = self.status.record(row.key)
